@@ -1,0 +1,31 @@
+export { createEvent, encodeEvent, parseEvent } from './codec.js';
+export type { EnvelopeInput, EventRejection, ParseEventOptions, ParseEventResult } from './codec.js';
+export { ProtocolError } from './errors.js';
+export type { ProtocolErrorCode } from './errors.js';
+export { BUS_EVENT_TYPES, busEventSchema, isGap, isNewerPosition, PROTOCOL_VERSION } from './events.js';
+export type { BusEvent, BusEventOf, BusEventPayload, BusEventType, EnvelopeFields, EventPosition } from './events.js';
+export {
+  JOB_NAMES,
+  JOB_SCHEMAS,
+  jobId,
+  promoteJobSchema,
+  REMEDIATION_QUEUE,
+  repointJobSchema,
+  slotCleanupJobSchema,
+  switchoverJobSchema,
+} from './jobs.js';
+export type { JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob } from './jobs.js';
+export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN } from './keys.js';
+export type { BusKeys } from './keys.js';
+export { bigIntToLsn, compareLsn, isLsn, lsnDiffBytes, lsnToBigInt } from './lsn.js';
+export {
+  NODE_ID_PATTERN,
+  NODE_REASONS,
+  NODE_ROLES,
+  NODE_STATUSES,
+  NODE_TAGS,
+  nodeStateSchema,
+  topologySchema,
+} from './node.js';
+export type { NodeReason, NodeRole, NodeState, NodeStatus, NodeTag, Topology } from './node.js';
+export { canonicalJson, computeSignature, hasValidSignature, signEvent } from './signing.js';

@@ -1,0 +1,87 @@
+import { z } from 'zod';
+
+/** Name of the BullMQ queue that carries remediation jobs (prefixed with the cluster's hash tag). */
+export const REMEDIATION_QUEUE = 'remediation';
+
+/** Job names the worker understands. */
+export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint'] as const;
+/** @see JOB_NAMES */
+export type JobName = (typeof JOB_NAMES)[number];
+
+/** Payload of `slot-cleanup`: drop inactive slots that retain too much WAL. */
+export const slotCleanupJobSchema = z.strictObject({
+  cluster: z.string(),
+  epoch: z.number().int().min(0),
+  /** Only this slot; all candidates when absent. */
+  slotName: z.string().optional(),
+  maxRetainedBytes: z.number().int().min(0),
+  inactiveGraceMs: z.number().int().min(0),
+  dryRun: z.boolean(),
+  reason: z.string(),
+});
+/** @see slotCleanupJobSchema */
+export type SlotCleanupJob = z.infer<typeof slotCleanupJobSchema>;
+
+/** Payload of `promote`: fail over from a dead primary. */
+export const promoteJobSchema = z.strictObject({
+  cluster: z.string(),
+  /** The epoch whose primary failed; one promotion per epoch. */
+  epoch: z.number().int().min(0),
+  failedPrimaryId: z.string(),
+  /** A specific candidate (manual promotion); the best one when absent. */
+  candidateId: z.string().optional(),
+  maxLagOnFailoverBytes: z.number().int().min(0),
+  automatic: z.boolean(),
+  dryRun: z.boolean(),
+  detectedAt: z.iso.datetime({ offset: true }),
+});
+/** @see promoteJobSchema */
+export type PromoteJob = z.infer<typeof promoteJobSchema>;
+
+/** Payload of `switchover`: planned, lossless change of primary. */
+export const switchoverJobSchema = z.strictObject({
+  cluster: z.string(),
+  epoch: z.number().int().min(0),
+  candidateId: z.string(),
+  maxWritePauseMs: z.number().int().min(0),
+});
+/** @see switchoverJobSchema */
+export type SwitchoverJob = z.infer<typeof switchoverJobSchema>;
+
+/** Payload of `repoint`: make a replica stream from the current primary. */
+export const repointJobSchema = z.strictObject({
+  cluster: z.string(),
+  epoch: z.number().int().min(0),
+  nodeId: z.string(),
+  primaryId: z.string(),
+});
+/** @see repointJobSchema */
+export type RepointJob = z.infer<typeof repointJobSchema>;
+
+/** Payload type of each job name. */
+export interface JobPayloadMap {
+  'slot-cleanup': SlotCleanupJob;
+  promote: PromoteJob;
+  switchover: SwitchoverJob;
+  repoint: RepointJob;
+}
+
+/** Schema of each job name's payload. */
+export const JOB_SCHEMAS = {
+  'slot-cleanup': slotCleanupJobSchema,
+  promote: promoteJobSchema,
+  switchover: switchoverJobSchema,
+  repoint: repointJobSchema,
+} as const satisfies { [K in JobName]: z.ZodType<JobPayloadMap[K]> };
+
+/**
+ * Deterministic BullMQ job id, so a duplicate enqueue is a no-op:
+ * one promotion per epoch, one cleanup per slot and epoch.
+ */
+export function jobId(name: JobName, payload: { cluster: string; epoch: number; slotName?: string; nodeId?: string }): string {
+  const parts = [name, payload.cluster, `e${payload.epoch}`];
+  if (payload.slotName !== undefined) parts.push(payload.slotName);
+  if (payload.nodeId !== undefined) parts.push(payload.nodeId);
+  // BullMQ forbids ":" in custom ids.
+  return parts.join('.');
+}

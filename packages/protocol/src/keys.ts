@@ -1,0 +1,55 @@
+/**
+ * Redis key names of one cluster. Every key carries the cluster name in a hash
+ * tag (`{…}`), so all of them land in one slot and the bus works on Redis Cluster.
+ */
+
+/** Characters allowed in a cluster name: they end up inside Redis keys and metric labels. */
+export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** The Redis keys and channel of one cluster's bus. */
+export interface BusKeys {
+  /** Pub/sub channel carrying every event, for low latency. */
+  readonly events: string;
+  /** Capped stream holding the same events, for audit and replay. */
+  readonly stream: string;
+  /** String holding the latest full topology snapshot. */
+  readonly topology: string;
+  /** String with a TTL naming the monitor instance that may publish (the lease). */
+  readonly leader: string;
+  /** Counter bumped on each leadership change; every event carries it. */
+  readonly term: string;
+  /** Counter bumped on each change of primary; the snapshot carries it. */
+  readonly epoch: string;
+  /** Flag that, while set, stops all automatic remediation. */
+  readonly paused: string;
+  /** Prefix for BullMQ queues, hash-tagged like the rest. */
+  readonly queuePrefix: string;
+}
+
+/**
+ * Returns the key names for `cluster`.
+ * @throws RangeError when the name would not be safe inside a key.
+ */
+export function busKeys(cluster: string): BusKeys {
+  assertClusterName(cluster);
+  const base = `pgreplica:{${cluster}}`;
+  return Object.freeze({
+    events: `${base}:events`,
+    stream: `${base}:stream`,
+    topology: `${base}:topology`,
+    leader: `${base}:leader`,
+    term: `${base}:term`,
+    epoch: `${base}:epoch`,
+    paused: `${base}:paused`,
+    queuePrefix: base,
+  });
+}
+
+/** Throws a RangeError naming the fix when `cluster` is not a valid cluster name. */
+export function assertClusterName(cluster: string): void {
+  if (!CLUSTER_NAME_PATTERN.test(cluster)) {
+    throw new RangeError(
+      `cluster name ${JSON.stringify(cluster)} is invalid: use 1-63 letters, digits, "_", "." or "-", starting with a letter or digit`,
+    );
+  }
+}
