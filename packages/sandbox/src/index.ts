@@ -1,0 +1,15 @@
+export { findBinaries } from './binaries.js';
+export type { Binaries } from './binaries.js';
+export { SandboxError } from './errors.js';
+export type { SandboxErrorCode } from './errors.js';
+export { CommandError, resolveServerUser, runCommand } from './exec.js';
+export type { CommandResult, RunOptions, ServerUser } from './exec.js';
+export { destroySandbox, readManifest, SANDBOX_DIR_PREFIX } from './manifest.js';
+export type { SandboxManifest } from './manifest.js';
+export { PostgresNode } from './postgres-node.js';
+export type { SandboxNodeRole, StopMode } from './postgres-node.js';
+export { freePort } from './ports.js';
+export { isAlive, processTree } from './process-tree.js';
+export { RedisServer } from './redis-server.js';
+export { DEFAULT_SANDBOX_OPTIONS, MAX_REPLICAS, Sandbox, startSandbox } from './sandbox.js';
+export type { ReplicationRow, SandboxOptions } from './sandbox.js';

@@ -1,0 +1,75 @@
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { commandLine, isAlive, signalTree, waitForExit } from './process-tree.js';
+
+/** Prefix of every sandbox directory; cleanup refuses to delete anything else. */
+export const SANDBOX_DIR_PREFIX = 'pgreplica-sandbox-';
+
+/** What a sandbox started, written to `<baseDir>/manifest.json` so a reaper can stop it. */
+export interface SandboxManifest {
+  version: 1;
+  baseDir: string;
+  /** Process that owns the sandbox; when it dies, the reaper cleans up. */
+  ownerPid: number;
+  postgres: { id: string; dataDir: string }[];
+  redis: { pid: number; port: number } | null;
+}
+
+/** Path of the manifest inside a sandbox directory. */
+export function manifestPath(baseDir: string): string {
+  return join(baseDir, 'manifest.json');
+}
+
+/** Writes the manifest atomically (rename), so a reaper never reads half of it. */
+export function writeManifest(manifest: SandboxManifest): void {
+  const path = manifestPath(manifest.baseDir);
+  writeFileSync(`${path}.tmp`, JSON.stringify(manifest, null, 2), { mode: 0o600 });
+  renameSync(`${path}.tmp`, path);
+}
+
+/** Reads a manifest, or null when there is none. */
+export function readManifest(baseDir: string): SandboxManifest | null {
+  try {
+    return JSON.parse(readFileSync(manifestPath(baseDir), 'utf8')) as SandboxManifest;
+  } catch {
+    return null;
+  }
+}
+
+/** Pid of the postmaster of `dataDir` if one runs there (checked against its command line, against pid reuse). */
+export function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && commandLine(pid).includes(dataDir)) return pid;
+  } catch {
+    // No pid file: not running.
+  }
+  return undefined;
+}
+
+/**
+ * Hard-stops everything a manifest lists (SIGCONT then SIGKILL, whole process
+ * trees) and deletes the sandbox directory. Used by the reaper when the owner
+ * died, and by `stop()` for whatever a graceful stop left behind.
+ */
+export async function destroySandbox(baseDir: string): Promise<void> {
+  if (!basename(baseDir).startsWith(SANDBOX_DIR_PREFIX)) {
+    throw new Error(`refusing to destroy ${baseDir}: not a sandbox directory`);
+  }
+  const manifest = readManifest(baseDir);
+  const killed: number[] = [];
+  for (const node of manifest?.postgres ?? []) {
+    const pid = postmasterPid(node.dataDir);
+    if (pid === undefined) continue;
+    signalTree(pid, 'SIGCONT');
+    killed.push(...signalTree(pid, 'SIGKILL'));
+  }
+  const redis = manifest?.redis;
+  if (redis && isAlive(redis.pid) && commandLine(redis.pid).includes(`:${redis.port}`)) {
+    process.kill(redis.pid, 'SIGCONT');
+    process.kill(redis.pid, 'SIGKILL');
+    killed.push(redis.pid);
+  }
+  await waitForExit(killed, 10_000);
+  if (existsSync(baseDir)) rmSync(baseDir, { recursive: true, force: true });
+}

@@ -1,0 +1,185 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import pg from 'pg';
+import { SandboxError } from './errors.js';
+import { runCommand, type ServerUser } from './exec.js';
+import { postmasterPid } from './manifest.js';
+import { signalTree, waitForExit } from './process-tree.js';
+
+/** Role a sandbox node was created with (a test may promote a replica later). */
+export type SandboxNodeRole = 'primary' | 'replica';
+
+/** What every node of one sandbox shares. */
+export interface NodeContext {
+  pgBinDir: string;
+  user: ServerUser;
+  logDir: string;
+  /** unix_socket_directories of every node. */
+  socketDir: string;
+  /** Superuser name and password (the password is the same on every node). */
+  superuser: { name: string; password: string };
+  database: string;
+}
+
+/** How to stop a node: `fast` rolls back sessions, `immediate` skips the shutdown checkpoint. */
+export type StopMode = 'smart' | 'fast' | 'immediate';
+
+/** One PostgreSQL server of the sandbox, on 127.0.0.1 and its own port. */
+export class PostgresNode {
+  readonly id: string;
+  readonly host = '127.0.0.1';
+  readonly port: number;
+  readonly dataDir: string;
+  readonly logFile: string;
+  /** Role the node was created with. */
+  readonly initialRole: SandboxNodeRole;
+  readonly #ctx: NodeContext;
+
+  constructor(id: string, initialRole: SandboxNodeRole, port: number, dataDir: string, ctx: NodeContext) {
+    this.id = id;
+    this.initialRole = initialRole;
+    this.port = port;
+    this.dataDir = dataDir;
+    this.logFile = join(ctx.logDir, `${id}.log`);
+    this.#ctx = ctx;
+  }
+
+  /** Superuser connection URL, password included (never log it; see {@link redactedUrl}). */
+  get url(): string {
+    const { name, password } = this.#ctx.superuser;
+    return `postgres://${encodeURIComponent(name)}:${encodeURIComponent(password)}@${this.host}:${this.port}/${this.#ctx.database}`;
+  }
+
+  /** The connection URL with the password replaced by `***`, for logs and status output. */
+  get redactedUrl(): string {
+    return `postgres://${encodeURIComponent(this.#ctx.superuser.name)}:***@${this.host}:${this.port}/${this.#ctx.database}`;
+  }
+
+  /** node-postgres client settings for this node. */
+  get connectionConfig(): pg.ClientConfig {
+    return {
+      host: this.host,
+      port: this.port,
+      user: this.#ctx.superuser.name,
+      password: this.#ctx.superuser.password,
+      database: this.#ctx.database,
+      connectionTimeoutMillis: 5_000,
+    };
+  }
+
+  /** Pid of the postmaster, or undefined when the server is not running. */
+  get pid(): number | undefined {
+    return postmasterPid(this.dataDir);
+  }
+
+  /** Whether a postmaster runs on this data directory (it may be paused). */
+  get running(): boolean {
+    return this.pid !== undefined;
+  }
+
+  #pgctl(args: string[], timeoutMs = 120_000) {
+    return runCommand(join(this.#ctx.pgBinDir, 'pg_ctl'), args, { user: this.#ctx.user, timeoutMs });
+  }
+
+  /** Starts the server and waits until it accepts connections. No-op when it runs. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    try {
+      await this.#pgctl(['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '90', 'start'], 100_000);
+    } catch (err) {
+      throw new SandboxError('start-failed', `node ${this.id} did not start; see ${this.logFile}`, { cause: err });
+    }
+  }
+
+  /** Stops the server cleanly (waits for it). No-op when it is not running. */
+  async stop(mode: StopMode = 'fast'): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined) return;
+    // A paused server cannot shut down.
+    signalTree(pid, 'SIGCONT');
+    try {
+      await this.#pgctl(['-D', this.dataDir, '-m', mode, '-w', '-t', '60', 'stop'], 70_000);
+    } catch (err) {
+      if (this.running) throw new SandboxError('command-failed', `node ${this.id} did not stop`, { cause: err });
+    }
+  }
+
+  /** Crashes the node: SIGKILL to the postmaster and all its backends at once, like a machine dying. */
+  async kill(): Promise<void> {
+    const pid = this.pid;
+    if (pid === undefined) return;
+    signalTree(pid, 'SIGCONT');
+    const pids = signalTree(pid, 'SIGKILL');
+    await waitForExit(pids, 10_000);
+    // A killed postmaster can linger as a zombie until something reaps it, and
+    // PostgreSQL would take that pid as a running server. Its processes are
+    // gone (checked above), so the lock file is stale, as after a real crash.
+    rmSync(join(this.dataDir, 'postmaster.pid'), { force: true });
+    rmSync(join(this.#ctx.socketDir, `.s.PGSQL.${this.port}.lock`), { force: true });
+  }
+
+  /** Freezes the node (SIGSTOP to every process): connections hang, nothing answers — a hung server. */
+  pause(): void {
+    const pid = this.pid;
+    if (pid === undefined) throw new SandboxError('invalid-option', `pause(): node ${this.id} is not running`);
+    signalTree(pid, 'SIGSTOP');
+  }
+
+  /** Undoes {@link pause}. */
+  resume(): void {
+    const pid = this.pid;
+    if (pid === undefined) throw new SandboxError('invalid-option', `resume(): node ${this.id} is not running`);
+    signalTree(pid, 'SIGCONT');
+  }
+
+  /** Stops (or, when it was killed, just starts) and starts the node again. */
+  async restart(): Promise<void> {
+    await this.stop('fast');
+    await this.start();
+  }
+
+  /** Promotes a replica (`pg_ctl promote -w`): it leaves recovery and takes writes. */
+  async promote(): Promise<void> {
+    await this.#pgctl(['-D', this.dataDir, '-w', '-t', '60', 'promote'], 70_000);
+  }
+
+  /** Runs one statement on a short-lived connection and returns its rows. */
+  async query<R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<R[]> {
+    const client = new pg.Client(this.connectionConfig);
+    client.on('error', () => {});
+    await client.connect();
+    try {
+      return (await client.query<R>(sql, params)).rows;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
+  /**
+   * Sets `recovery_min_apply_delay` on a replica (0 turns it off): it receives
+   * WAL at once but replays each commit only after the delay — deterministic lag.
+   */
+  async setApplyDelay(delayMs: number): Promise<void> {
+    if (!Number.isInteger(delayMs) || delayMs < 0) {
+      throw new SandboxError('invalid-option', `setApplyDelay(): delayMs must be a non-negative integer, got ${delayMs}`);
+    }
+    await this.query(`ALTER SYSTEM SET recovery_min_apply_delay = '${delayMs}ms'`);
+    await this.query('SELECT pg_reload_conf()');
+  }
+
+  /** Pauses WAL replay on a replica (`pg_wal_replay_pause()`): it keeps receiving, stops applying. */
+  async pauseReplay(): Promise<void> {
+    await this.query('SELECT pg_wal_replay_pause()');
+  }
+
+  /** Resumes WAL replay on a replica. */
+  async resumeReplay(): Promise<void> {
+    await this.query('SELECT pg_wal_replay_resume()');
+  }
+
+  /** Whether the server is in recovery (a replica). */
+  async isInRecovery(): Promise<boolean> {
+    const [row] = await this.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
+    return row!.r;
+  }
+}

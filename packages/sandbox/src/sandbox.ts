@@ -1,0 +1,385 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { findBinaries, type Binaries } from './binaries.js';
+import { SandboxError } from './errors.js';
+import { resolveServerUser, runCommand, type ServerUser } from './exec.js';
+import { destroySandbox, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
+import { type NodeContext, PostgresNode, type StopMode } from './postgres-node.js';
+import { freePort } from './ports.js';
+import { RedisServer } from './redis-server.js';
+
+/** Options of {@link startSandbox}. */
+export interface SandboxOptions {
+  /**
+   * Number of streaming replicas.
+   * @default 2
+   */
+  replicas?: number;
+  /**
+   * Start a redis-server too.
+   * @default true
+   */
+  redis?: boolean;
+  /**
+   * Directory the sandbox directory is created in.
+   * @default os.tmpdir()
+   */
+  parentDir?: string;
+  /**
+   * Name of the replication role the setup script creates.
+   * @default 'replicator'
+   */
+  replicationUser?: string;
+  /**
+   * Directory holding replication.conf, pg_hba.replication.conf and replica-setup.sh.
+   * @default the repository's deploy/postgres
+   */
+  deployDir?: string;
+  /** Extra postgresql.conf settings for every node, e.g. `{ max_connections: 200 }`. */
+  settings?: Record<string, string | number | boolean>;
+  /**
+   * Receives one line per step, for progress output.
+   * @default no output
+   */
+  log?: (message: string) => void;
+}
+
+/** Defaults of {@link SandboxOptions}. */
+export const DEFAULT_SANDBOX_OPTIONS = {
+  replicas: 2,
+  redis: true,
+  replicationUser: 'replicator',
+} as const;
+
+/** Upper bound on replicas, so a typo cannot fork a hundred servers. */
+export const MAX_REPLICAS = 8;
+
+/** One row of {@link Sandbox.replicationStatus}. */
+export interface ReplicationRow {
+  /** Node id (= slot name = application_name). */
+  id: string;
+  state: string | null;
+  syncState: string | null;
+  slotActive: boolean;
+  replayLagBytes: number | null;
+}
+
+const DEFAULT_DEPLOY_DIR = fileURLToPath(new URL('../../../deploy/postgres/', import.meta.url));
+
+function password(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+function quoteConf(value: string | number | boolean): string {
+  return typeof value === 'string' ? `'${value.replaceAll("'", "''")}'` : String(value);
+}
+
+/**
+ * A PostgreSQL primary, its streaming replicas and a Redis, on free loopback
+ * ports in one temporary directory. Replicas are seeded with the project's own
+ * `deploy/postgres/replica-setup.sh`. A reaper process stops everything if the
+ * owner dies without calling {@link Sandbox.stop}.
+ */
+export class Sandbox {
+  readonly baseDir: string;
+  readonly binaries: Binaries;
+  readonly primary: PostgresNode;
+  readonly replicas: readonly PostgresNode[];
+  readonly redis: RedisServer | null;
+  /** Replication role; its password is needed to seed more replicas by hand. */
+  readonly replicationUser: { name: string; password: string };
+  readonly #reaper: ChildProcess;
+  #stopping: Promise<void> | undefined;
+
+  /** @internal use {@link startSandbox} */
+  constructor(init: {
+    baseDir: string;
+    binaries: Binaries;
+    primary: PostgresNode;
+    replicas: PostgresNode[];
+    redis: RedisServer | null;
+    replicationUser: { name: string; password: string };
+    reaper: ChildProcess;
+  }) {
+    this.baseDir = init.baseDir;
+    this.binaries = init.binaries;
+    this.primary = init.primary;
+    this.replicas = init.replicas;
+    this.redis = init.redis;
+    this.replicationUser = init.replicationUser;
+    this.#reaper = init.reaper;
+  }
+
+  /** Every PostgreSQL node, primary first. */
+  get nodes(): readonly PostgresNode[] {
+    return [this.primary, ...this.replicas];
+  }
+
+  /** The node with this id. @throws SandboxError when there is none. */
+  node(id: string): PostgresNode {
+    const node = this.nodes.find((n) => n.id === id);
+    if (!node) throw new SandboxError('invalid-option', `no sandbox node "${id}" (nodes: ${this.nodes.map((n) => n.id).join(', ')})`);
+    return node;
+  }
+
+  /** pid of the reaper process (for tests of orphan cleanup). */
+  get reaperPid(): number | undefined {
+    return this.#reaper.pid;
+  }
+
+  /** Replication as the primary sees it: one row per slot, joined with pg_stat_replication. */
+  async replicationStatus(on: PostgresNode = this.primary): Promise<ReplicationRow[]> {
+    const rows = await on.query<{ id: string; state: string | null; sync_state: string | null; active: boolean; lag: string | null }>(
+      `SELECT s.slot_name AS id, r.state, r.sync_state, s.active,
+              pg_wal_lsn_diff(pg_current_wal_lsn(), r.replay_lsn)::text AS lag
+         FROM pg_replication_slots s
+         LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
+        WHERE s.slot_type = 'physical'
+        ORDER BY s.slot_name`,
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      state: r.state,
+      syncState: r.sync_state,
+      slotActive: r.active,
+      replayLagBytes: r.lag === null ? null : Number(r.lag),
+    }));
+  }
+
+  /** Waits until every replica streams from the primary through its slot. */
+  async waitForStreaming(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const rows = await this.replicationStatus();
+      const streaming = new Set(rows.filter((r) => r.state === 'streaming' && r.slotActive).map((r) => r.id));
+      if (this.replicas.every((r) => streaming.has(r.id))) return;
+      if (Date.now() > deadline) {
+        throw new SandboxError('timeout', `replicas not streaming after ${timeoutMs} ms: ${JSON.stringify(rows)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** Waits until each given replica has replayed the primary's current WAL position. */
+  async waitForReplay(replicas: readonly PostgresNode[] = this.replicas, timeoutMs = 30_000): Promise<void> {
+    const [{ lsn } = { lsn: '0/0' }] = await this.primary.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
+    const deadline = Date.now() + timeoutMs;
+    for (const replica of replicas) {
+      for (;;) {
+        const [row] = await replica.query<{ done: boolean }>('SELECT pg_last_wal_replay_lsn() >= $1::pg_lsn AS done', [lsn]);
+        if (row?.done) break;
+        if (Date.now() > deadline) throw new SandboxError('timeout', `replica ${replica.id} did not replay ${lsn} within ${timeoutMs} ms`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+  }
+
+  /**
+   * Stops every server and deletes the directory. Idempotent; concurrent
+   * callers share one stop. Servers that do not stop cleanly are killed.
+   */
+  stop(mode: StopMode = 'fast'): Promise<void> {
+    this.#stopping ??= (async () => {
+      const errors: unknown[] = [];
+      await Promise.all(
+        [...this.nodes.map((n) => () => n.stop(mode)), ...(this.redis ? [() => this.redis!.stop()] : [])].map((step) =>
+          step().catch((err: unknown) => errors.push(err)),
+        ),
+      );
+      // Whatever did not stop gracefully is killed here; the directory goes too.
+      await destroySandbox(this.baseDir);
+      this.#reaper.stdin?.end();
+      if (errors.length > 0) {
+        throw new SandboxError('command-failed', `sandbox stopped, but ${errors.length} server(s) had to be killed`, { cause: errors[0] });
+      }
+    })();
+    return this.#stopping;
+  }
+
+  /** `await using sandbox = await startSandbox()` stops it at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Starts the reaper: it holds the read end of our pipe and cleans up when we die. */
+function startReaper(baseDir: string): ChildProcess {
+  const reaperPath = fileURLToPath(new URL('./reaper.js', import.meta.url));
+  const child = spawn(process.execPath, [reaperPath, baseDir], {
+    detached: true,
+    stdio: ['pipe', 'ignore', 'inherit'],
+  });
+  child.unref();
+  // Our end of the pipe must not keep the owner alive.
+  (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+  child.on('error', () => {});
+  return child;
+}
+
+/**
+ * Starts a primary, `replicas` streaming replicas and (by default) a Redis,
+ * each on a free 127.0.0.1 port, and waits until every replica streams.
+ * As root, the PostgreSQL servers run as the `postgres` OS user.
+ * @throws SandboxError when a server cannot start; nothing is left running then.
+ */
+export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
+  const replicaCount = options.replicas ?? DEFAULT_SANDBOX_OPTIONS.replicas;
+  if (!Number.isInteger(replicaCount) || replicaCount < 0 || replicaCount > MAX_REPLICAS) {
+    throw new SandboxError('invalid-option', `replicas must be an integer from 0 to ${MAX_REPLICAS}, got ${replicaCount}`);
+  }
+  const replicationUserName = options.replicationUser ?? DEFAULT_SANDBOX_OPTIONS.replicationUser;
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(replicationUserName)) {
+    throw new SandboxError('invalid-option', `replicationUser must be a lower-case identifier, got "${replicationUserName}"`);
+  }
+  const log = options.log ?? (() => {});
+  const deployDir = options.deployDir ?? DEFAULT_DEPLOY_DIR;
+  const binaries = findBinaries();
+  const user = resolveServerUser();
+
+  const baseDir = mkdtempSync(join(options.parentDir ?? tmpdir(), SANDBOX_DIR_PREFIX));
+  const manifest: SandboxManifest = { version: 1, baseDir, ownerPid: process.pid, postgres: [], redis: null };
+  writeManifest(manifest);
+  const reaper = startReaper(baseDir);
+  try {
+    return await buildSandbox();
+  } catch (err) {
+    await destroySandbox(baseDir).catch(() => {});
+    reaper.stdin?.end();
+    throw err;
+  }
+
+  async function buildSandbox(): Promise<Sandbox> {
+    const confDir = join(baseDir, 'conf');
+    const logDir = join(baseDir, 'logs');
+    const socketDir = join(baseDir, 'sock');
+    for (const dir of [confDir, logDir, socketDir]) mkdirSync(dir, { mode: 0o700 });
+    // The servers' files live in here: the server user owns the whole tree.
+    const own = (path: string) => {
+      if (user.switchUser) chownSync(path, user.uid, user.gid);
+    };
+    for (const dir of [baseDir, confDir, logDir, socketDir]) own(dir);
+
+    // The sandbox includes the very deploy files an operator installs (copied so
+    // the server user can read them wherever the checkout lives).
+    const replicationConf = join(confDir, 'replication.conf');
+    copyFileSync(join(deployDir, 'replication.conf'), replicationConf);
+    const setupScript = join(confDir, 'replica-setup.sh');
+    copyFileSync(join(deployDir, 'replica-setup.sh'), setupScript);
+    chmodSync(setupScript, 0o755);
+    const hbaSnippet = readFileSync(join(deployDir, 'pg_hba.replication.conf'), 'utf8')
+      .replaceAll('REPLICA_CIDR', '127.0.0.1/32')
+      // The sandbox runs without TLS on loopback; a hostssl line could never match.
+      .split('\n')
+      .filter((line) => !line.startsWith('hostssl'))
+      .join('\n');
+    for (const file of [replicationConf, setupScript]) own(file);
+
+    const superuser = { name: 'postgres', password: password() };
+    const replicationUser = { name: replicationUserName, password: password() };
+    const ctx: NodeContext = { pgBinDir: binaries.pgBinDir, user, logDir, socketDir, superuser, database: 'postgres' };
+
+    const nodeConf = (node: PostgresNode) => {
+      const settings: Record<string, string | number | boolean> = {
+        port: node.port,
+        listen_addresses: '127.0.0.1',
+        unix_socket_directories: socketDir,
+        cluster_name: `pgreplica-${node.id}`,
+        shared_buffers: '32MB',
+        max_connections: 100,
+        // A sandbox survives process crashes, not power loss: skip fsync for speed.
+        fsync: 'off',
+        max_wal_size: '256MB',
+        wal_keep_size: '64MB',
+        max_slot_wal_keep_size: '1GB',
+        log_line_prefix: '%m [%p] %q%u@%d ',
+        ...options.settings,
+      };
+      const text = `# Written by the pgreplica sandbox for node ${node.id}.\n${Object.entries(settings)
+        .map(([k, v]) => `${k} = ${quoteConf(v)}`)
+        .join('\n')}\n`;
+      const path = join(node.dataDir, 'node.conf');
+      writeFileSync(path, text, { mode: 0o600 });
+      own(path);
+    };
+
+    // --- primary ---
+    const primary = new PostgresNode('p1', 'primary', await freePort(), join(baseDir, 'p1'), ctx);
+    const pwFile = join(confDir, 'superuser.pw');
+    writeFileSync(pwFile, `${superuser.password}\n`, { mode: 0o600 });
+    own(pwFile);
+    log(`initdb ${primary.id}`);
+    await runCommand(
+      join(binaries.pgBinDir, 'initdb'),
+      ['-D', primary.dataDir, '-U', superuser.name, '--pwfile', pwFile, '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8', '--locale=C', '--no-instructions'],
+      { user },
+    );
+    rmSync(pwFile);
+    appendFileSync(
+      join(primary.dataDir, 'postgresql.conf'),
+      `\n# pgreplica sandbox\ninclude '${replicationConf}'\ninclude_if_exists 'node.conf'\n`,
+    );
+    writeFileSync(
+      join(primary.dataDir, 'pg_hba.conf'),
+      `# pgreplica sandbox\n# TYPE DATABASE USER ADDRESS METHOD\nlocal all all trust\n${hbaSnippet}\nhost all all 127.0.0.1/32 scram-sha-256\n`,
+    );
+    nodeConf(primary);
+    manifest.postgres.push({ id: primary.id, dataDir: primary.dataDir });
+    writeManifest(manifest);
+    log(`start ${primary.id} on port ${primary.port}`);
+    await primary.start();
+
+    // --- replicas, seeded by deploy/postgres/replica-setup.sh ---
+    const replicas: PostgresNode[] = [];
+    for (let i = 1; i <= replicaCount; i++) {
+      replicas.push(new PostgresNode(`r${i}`, 'replica', await freePort(), join(baseDir, `r${i}`), ctx));
+    }
+    const seed = async (replica: PostgresNode) => {
+      manifest.postgres.push({ id: replica.id, dataDir: replica.dataDir });
+      writeManifest(manifest);
+      log(`replica-setup.sh ${replica.id}`);
+      await runCommand(
+        'bash',
+        [setupScript, '--yes', '--create-user', primary.host, String(primary.port), replicationUser.name],
+        {
+          user,
+          env: {
+            PGPASSWORD: replicationUser.password,
+            PRIMARY_ADMIN_USER: superuser.name,
+            PRIMARY_ADMIN_PASSWORD: superuser.password,
+            PG_BINDIR: binaries.pgBinDir,
+            REPLICA_DATA_DIR: replica.dataDir,
+            REPLICA_SLOT_NAME: replica.id,
+            REPLICA_APPLICATION_NAME: replica.id,
+            REPLICA_LOG_FILE: join(logDir, `setup-${replica.id}.log`),
+          },
+        },
+      );
+      nodeConf(replica);
+      log(`start ${replica.id} on port ${replica.port}`);
+      await replica.start();
+    };
+    // The first run creates the role; the rest reuse it (the script is idempotent), in parallel.
+    if (replicas[0]) await seed(replicas[0]);
+    await Promise.all(replicas.slice(1).map(seed));
+
+    // --- redis ---
+    let redis: RedisServer | null = null;
+    if (options.redis ?? DEFAULT_SANDBOX_OPTIONS.redis) {
+      const redisDir = join(baseDir, 'redis');
+      mkdirSync(redisDir, { mode: 0o700 });
+      redis = new RedisServer(binaries.redisServer, await freePort(), redisDir, join(logDir, 'redis.log'));
+      log(`start redis on port ${redis.port}`);
+      await redis.start();
+      manifest.redis = { pid: redis.pid!, port: redis.port };
+      writeManifest(manifest);
+    }
+
+    const sandbox = new Sandbox({ baseDir, binaries, primary, replicas, redis, replicationUser, reaper });
+    await sandbox.waitForStreaming();
+    return sandbox;
+  }
+}

@@ -1,0 +1,81 @@
+import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type CommandError, type PostgresNode, resolveServerUser, runCommand, type Sandbox } from '@pgreplica/sandbox';
+
+/** The repository's deploy/postgres directory. */
+export const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/postgres/', import.meta.url));
+
+/** A temporary directory the server user owns; remove it with {@link removeScratch}. */
+export function scratchDir(prefix = 'pgreplica-test-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const user = resolveServerUser();
+  if (user.switchUser) chownSync(dir, user.uid, user.gid);
+  return dir;
+}
+
+export function removeScratch(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Result of one run of replica-setup.sh. */
+export interface SetupRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs deploy/postgres/replica-setup.sh as the server user against a sandbox
+ * primary (or any port), with secrets in the environment only.
+ */
+export async function runReplicaSetup(
+  args: string[],
+  env: Record<string, string>,
+  sandbox?: Sandbox,
+): Promise<SetupRun> {
+  const user = resolveServerUser();
+  try {
+    const { stdout, stderr } = await runCommand('bash', [join(DEPLOY_DIR, 'replica-setup.sh'), ...args], {
+      user,
+      env: { PG_BINDIR: sandbox?.binaries.pgBinDir ?? '', ...env },
+      timeoutMs: 120_000,
+    });
+    return { exitCode: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as CommandError;
+    if (e.exitCode === undefined) throw err;
+    return { exitCode: e.exitCode ?? -1, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** Names of the physical slots on a node. */
+export async function slotNames(node: PostgresNode): Promise<string[]> {
+  const rows = await node.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots ORDER BY 1');
+  return rows.map((r) => r.slot_name);
+}
+
+/** Entries of a directory, or null when it does not exist. */
+export function listDir(dir: string): string[] | null {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return null;
+  }
+}
+
+/** Polls `check` until it returns true (a throw counts as not yet), failing after `timeoutMs`. */
+export async function eventually(check: () => Promise<boolean> | boolean, timeoutMs = 15_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch (err) {
+      lastError = err; // e.g. a table not replayed yet: keep polling
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
