@@ -212,33 +212,28 @@ CLIENT_MAJOR=$("$PG_BASEBACKUP" --version | sed -E 's/^[^0-9]*([0-9]+).*/\1/')
 # passfile, so it never shows up in ps.
 REPL_CONNINFO="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$REPL_USER connect_timeout=10"
 ADMIN_CONNINFO="host=$PRIMARY_HOST port=$PRIMARY_PORT user=$ADMIN_USER dbname=$ADMIN_DB connect_timeout=10 application_name=pgreplica-setup"
-LAST_ERROR=''
+
+# psql's error output of the last failed repl_sql/admin_sql call (a file,
+# because those run in command substitutions, whose variables do not survive).
+ERR_FILE=$(mktemp)
+last_error() {
+  tr '\n' ' ' <"$ERR_FILE"
+}
 
 # repl_sql SQL... — runs replication-protocol commands, prints tuples.
 repl_sql() {
-  local args=() stmt out
+  local args=() stmt
   for stmt in "$@"; do args+=(-c "$stmt"); done
-  if out=$("$PSQL" "$REPL_CONNINFO dbname=replication replication=true application_name=pgreplica-setup" \
-    -XAtq -v ON_ERROR_STOP=1 "${args[@]}" 2>&1); then
-    printf '%s' "$out"
-  else
-    LAST_ERROR=$out
-    return 1
-  fi
+  "$PSQL" "$REPL_CONNINFO dbname=replication replication=true application_name=pgreplica-setup" \
+    -XAtq -v ON_ERROR_STOP=1 "${args[@]}" 2>"$ERR_FILE"
 }
 
-# admin_sql — runs the SQL script on stdin as the admin user. The replication
-# password never reaches the command line; the session turns statement
-# logging off so it does not reach the server log either.
+# admin_sql [psql args] — runs SQL (-c or stdin) as the admin user. The
+# replication password never reaches the command line; the session turns
+# statement logging off so it does not reach the server log either.
 admin_sql() {
-  local out
-  if out=$(env -u PGPASSWORD ${PRIMARY_ADMIN_PASSWORD:+PGPASSWORD="$PRIMARY_ADMIN_PASSWORD"} \
-    "$PSQL" "$ADMIN_CONNINFO" -XAtq -v ON_ERROR_STOP=1 "$@" 2>&1); then
-    printf '%s' "$out"
-  else
-    LAST_ERROR=$out
-    return 1
-  fi
+  env -u PGPASSWORD ${PRIMARY_ADMIN_PASSWORD:+PGPASSWORD="$PRIMARY_ADMIN_PASSWORD"} \
+    "$PSQL" "$ADMIN_CONNINFO" -XAtq -v ON_ERROR_STOP=1 "$@" 2>"$ERR_FILE"
 }
 
 # psql_quote TEXT — TEXT escaped for a single-quoted psql meta-command argument.
@@ -265,6 +260,7 @@ FINISHED=0
 # shellcheck disable=SC2317
 rollback() {
   local status=$?
+  rm -f -- "$ERR_FILE"
   ((FINISHED)) && return
   ((status == 0)) && return
   if ((DATA_WRITTEN)); then
@@ -300,48 +296,18 @@ trap 'exit 143' TERM
 
 log "primary $PRIMARY_HOST:$PRIMARY_PORT, user $REPL_USER, slot $SLOT_NAME, data directory $DATA_DIR"
 
-set +e
-"$PG_ISREADY" -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -t 10 >/dev/null 2>&1
-ready=$?
-set -e
+ready=0
+"$PG_ISREADY" -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -t 10 >/dev/null 2>&1 || ready=$?
 case $ready in
   0) ;;
   1) die "$EX_UNREACHABLE" "primary $PRIMARY_HOST:$PRIMARY_PORT is rejecting connections (starting up or shutting down); retry when it is up" ;;
   *) die "$EX_UNREACHABLE" "primary $PRIMARY_HOST:$PRIMARY_PORT does not answer: check the address, the port, listen_addresses and firewalls" ;;
 esac
 
-if ((CREATE_USER)); then
-  admin_sql -c 'SELECT 1' >/dev/null ||
-    die "$EX_AUTH" "admin connection as $ADMIN_USER failed (set PRIMARY_ADMIN_USER / PRIMARY_ADMIN_PASSWORD or PGPASSFILE): ${LAST_ERROR//$'\n'/ }"
-  exists=$(admin_sql -v "role=$REPL_USER" <<<"SELECT count(*) FROM pg_roles WHERE rolname = :'role';") ||
-    die "$EX_SLOT" "cannot look up role $REPL_USER: ${LAST_ERROR//$'\n'/ }"
-  if [[ $exists == 0 ]]; then
-    if ((DRY_RUN)); then
-      log "dry run: would create role $REPL_USER (LOGIN REPLICATION)"
-    else
-      # The password goes through stdin in a psql variable, quoted by format(%L).
-      admin_sql -v "role=$REPL_USER" >/dev/null <<SQL || die "$EX_SLOT" "cannot create role $REPL_USER: ${LAST_ERROR//$'\n'/ }"
-SET log_statement = 'none';
-SET log_min_duration_statement = -1;
-\set pw '$(psql_quote "$PGPASSWORD")'
-SELECT format('CREATE ROLE %I WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L', :'role', :'pw') \gexec
-SQL
-      ROLE_CREATED=1
-      log "created role $REPL_USER (LOGIN REPLICATION)"
-    fi
-  else
-    log "role $REPL_USER exists; leaving its password and attributes unchanged"
-  fi
-fi
-
-if ! { ((DRY_RUN)) && ((CREATE_USER)) && [[ ${exists:-1} == 0 ]]; }; then
-  settings=$(repl_sql 'SHOW server_version_num' 'SHOW wal_level' 'SHOW max_wal_senders' 'SHOW max_replication_slots') || {
-    if auth_failure "$LAST_ERROR"; then
-      die "$EX_AUTH" "replication connection as $REPL_USER refused: ${LAST_ERROR//$'\n'/ } — check the password (PGPASSWORD/PGPASSFILE), the role's REPLICATION attribute and a 'host replication $REPL_USER <cidr> scram-sha-256' line in pg_hba.conf"
-    fi
-    die "$EX_UNREACHABLE" "replication connection to $PRIMARY_HOST:$PRIMARY_PORT failed: ${LAST_ERROR//$'\n'/ }"
-  }
-  mapfile -t values <<<"$settings"
+# check_settings "server_version_num wal_level max_wal_senders max_replication_slots" — one value a line.
+check_settings() {
+  local values
+  mapfile -t values <<<"$1"
   server_version=${values[0]:-0}
   wal_level=${values[1]:-}
   max_wal_senders=${values[2]:-0}
@@ -357,12 +323,61 @@ if ! { ((DRY_RUN)) && ((CREATE_USER)) && [[ ${exists:-1} == 0 ]]; }; then
     die "$EX_UNSUPPORTED" "primary has max_replication_slots = 0; set it to 10 (deploy/postgres/replication.conf) and restart it"
   ((CLIENT_MAJOR >= server_major)) ||
     die "$EX_TOOLS" "pg_basebackup $CLIENT_MAJOR is older than the primary ($server_major); install the PostgreSQL $server_major client or set PG_BINDIR"
-  log "primary: server_version_num $server_version, wal_level $wal_level, max_wal_senders $max_wal_senders, max_replication_slots $max_slots"
+}
+
+exists=1
+if ((CREATE_USER)); then
+  # The admin connection can read the settings even when replication
+  # connections are impossible (wal_level = minimal forces max_wal_senders = 0).
+  settings=$(admin_sql -c "SELECT current_setting('server_version_num')" -c "SELECT current_setting('wal_level')" \
+    -c "SELECT current_setting('max_wal_senders')" -c "SELECT current_setting('max_replication_slots')") || {
+    if auth_failure "$(last_error)"; then
+      die "$EX_AUTH" "admin connection as $ADMIN_USER refused (set PRIMARY_ADMIN_USER / PRIMARY_ADMIN_PASSWORD or PGPASSFILE): $(last_error)"
+    fi
+    die "$EX_UNREACHABLE" "admin connection to $PRIMARY_HOST:$PRIMARY_PORT failed: $(last_error)"
+  }
+  check_settings "$settings"
+  exists=$(admin_sql -v "role=$REPL_USER" <<<"SELECT count(*) FROM pg_roles WHERE rolname = :'role';") ||
+    die "$EX_SLOT" "cannot look up role $REPL_USER: $(last_error)"
+  if [[ $exists == 0 ]]; then
+    if ((DRY_RUN)); then
+      log "dry run: would create role $REPL_USER (LOGIN REPLICATION)"
+    else
+      # The password goes through stdin in a psql variable, quoted by format(%L).
+      admin_sql -v "role=$REPL_USER" >/dev/null <<SQL || die "$EX_SLOT" "cannot create role $REPL_USER: $(last_error)"
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+\set pw '$(psql_quote "$PGPASSWORD")'
+SELECT format('CREATE ROLE %I WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT PASSWORD %L', :'role', :'pw') \gexec
+SQL
+      ROLE_CREATED=1
+      log "created role $REPL_USER (LOGIN REPLICATION)"
+    fi
+  else
+    log "role $REPL_USER exists; leaving its password and attributes unchanged"
+  fi
 fi
+
+# The replication connection itself: the password, pg_hba.conf and the
+# REPLICATION attribute are all checked here (skipped only in a dry run whose
+# role does not exist yet).
+if ! { ((DRY_RUN)) && ((CREATE_USER)) && [[ $exists == 0 ]]; }; then
+  settings=$(repl_sql 'SHOW server_version_num' 'SHOW wal_level' 'SHOW max_wal_senders' 'SHOW max_replication_slots') || {
+    if auth_failure "$(last_error)"; then
+      die "$EX_AUTH" "replication connection as $REPL_USER refused: $(last_error) — check the password (PGPASSWORD/PGPASSFILE), the role's REPLICATION attribute and a 'host replication $REPL_USER <cidr> scram-sha-256' line in pg_hba.conf"
+    fi
+    if [[ $(last_error) == *max_wal_senders* ]]; then
+      die "$EX_UNSUPPORTED" "primary accepts no replication connection: $(last_error) — set wal_level = replica and max_wal_senders = 10 (deploy/postgres/replication.conf) and restart it"
+    fi
+    die "$EX_UNREACHABLE" "replication connection to $PRIMARY_HOST:$PRIMARY_PORT failed: $(last_error)"
+  }
+  check_settings "$settings"
+fi
+log "primary: server_version_num $server_version, wal_level $wal_level, max_wal_senders $max_wal_senders, max_replication_slots $max_slots"
 
 if ((CREATE_USER)); then
   slot_state=$(admin_sql -v "slot=$SLOT_NAME" <<<"SELECT (SELECT count(*) FROM pg_replication_slots) || ' ' || coalesce((SELECT active::text FROM pg_replication_slots WHERE slot_name = :'slot'), 'absent');") ||
-    die "$EX_SLOT" "cannot read pg_replication_slots: ${LAST_ERROR//$'\n'/ }"
+    die "$EX_SLOT" "cannot read pg_replication_slots: $(last_error)"
   used_slots=${slot_state%% *}
   slot_active=${slot_state##* }
   [[ $slot_active == true ]] &&
@@ -420,12 +435,12 @@ fi
 if repl_sql "CREATE_REPLICATION_SLOT \"$SLOT_NAME\" PHYSICAL RESERVE_WAL" >/dev/null; then
   SLOT_CREATED=1
   log "created physical slot $SLOT_NAME"
-elif [[ $LAST_ERROR == *"already exists"* ]]; then
+elif [[ $(last_error) == *"already exists"* ]]; then
   log "slot $SLOT_NAME exists; reusing it"
-elif [[ $LAST_ERROR == *"all replication slots are in use"* ]]; then
+elif [[ $(last_error) == *"all replication slots are in use"* ]]; then
   die "$EX_SLOT" "no free replication slot on the primary; drop an unused one or raise max_replication_slots"
 else
-  die "$EX_SLOT" "cannot create slot $SLOT_NAME: ${LAST_ERROR//$'\n'/ }"
+  die "$EX_SLOT" "cannot create slot $SLOT_NAME: $(last_error)"
 fi
 
 # --- base backup --------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findBinaries, type Binaries } from './binaries.js';
 import { SandboxError } from './errors.js';
-import { resolveServerUser, runCommand, type ServerUser } from './exec.js';
+import { resolveServerUser, runCommand } from './exec.js';
 import { destroySandbox, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
 import { type NodeContext, PostgresNode, type StopMode } from './postgres-node.js';
 import { freePort } from './ports.js';
