@@ -1,10 +1,19 @@
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { SandboxError } from './errors.js';
 import { runCommand, type ServerUser } from './exec.js';
 import { postmasterPid } from './manifest.js';
 import { signalTree, waitForExit } from './process-tree.js';
+
+/** The last lines of a server log, for an error message (the sandbox directory may be gone by the time someone looks). */
+function logTail(file: string, lines = 6): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-lines).join(' | ');
+  } catch {
+    return `(no log at ${file})`;
+  }
+}
 
 /** Role a sandbox node was created with (a test may promote a replica later). */
 export type SandboxNodeRole = 'primary' | 'replica';
@@ -87,7 +96,7 @@ export class PostgresNode {
     try {
       await this.#pgctl(['-D', this.dataDir, '-l', this.logFile, '-w', '-t', '90', 'start'], 100_000);
     } catch (err) {
-      throw new SandboxError('start-failed', `node ${this.id} did not start; see ${this.logFile}`, { cause: err });
+      throw new SandboxError('start-failed', `node ${this.id} did not start: ${logTail(this.logFile)}`, { cause: err });
     }
   }
 
