@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isAlive, processTree, type Sandbox, startSandbox } from '@pgreplica/sandbox';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { eventually } from './helpers.js';
 
 /** Every server pid of a sandbox: each postmaster with all its children, and Redis. */
@@ -45,6 +45,10 @@ describe('sandbox teardown', () => {
     const script = fileURLToPath(new URL('./fixtures/owner.mjs', import.meta.url));
     const owner = spawn(process.execPath, [script], {
       stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    // Whatever happens below, the owner does not outlive the test (its reaper then cleans up).
+    onTestFinished(() => {
+      owner.kill('SIGKILL');
     });
     let output = '';
     owner.stdout.setEncoding('utf8');
