@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { type Authority, ClusterAssessor, type NodeSpec } from './cluster-assessor.js';
+import { DEFAULT_HEALTH_THRESHOLDS } from './health.js';
+import { HeartbeatTracker } from './heartbeat.js';
+import type { NodeSample, ProbeResult } from './types.js';
+
+const SYSID = '7000000000000000001';
+const specs: NodeSpec[] = ['p1', 'r1', 'r2'].map((id, i) => ({ id, host: '127.0.0.1', port: 5000 + i, priority: i, weight: 1, tags: [] }));
+const authority: Authority = { epoch: 1, primaryId: 'p1', systemIdentifier: SYSID };
+const t0 = Date.parse('2026-01-01T00:00:00Z');
+
+function primary(lsn: string, streaming = ['r1', 'r2']): NodeSample {
+  return {
+    inRecovery: false, systemIdentifier: SYSID, timeline: 1, currentLsn: lsn, receiveLsn: null, replayLsn: null,
+    replayPaused: false, lastReplayAt: null, serverNow: new Date(), walReceiver: null, heartbeat: null,
+    standbys: streaming.map((id, i) => ({
+      pid: i, applicationName: id, clientAddr: '127.0.0.1', state: 'streaming', syncState: 'async', sentLsn: lsn, writeLsn: lsn,
+      flushLsn: lsn, replayLsn: lsn, writeLagMs: null, flushLagMs: null, replayLagMs: null, replayLagBytes: 0, slotName: id,
+    })),
+    slots: [],
+  };
+}
+
+function replica(receive: string, replay: string, extra: Partial<NodeSample> = {}): NodeSample {
+  return {
+    inRecovery: true, systemIdentifier: SYSID, timeline: 1, currentLsn: null, receiveLsn: receive, replayLsn: replay,
+    replayPaused: false, lastReplayAt: null, serverNow: new Date(),
+    walReceiver: { status: 'streaming', receivedTimeline: 1, lastMsgReceiptAt: new Date(), senderHost: '127.0.0.1', senderPort: 5000, slotName: 'r' },
+    heartbeat: null, standbys: [], slots: [], ...extra,
+  };
+}
+
+const ok = (nodeId: string, sample: NodeSample): ProbeResult => ({ ok: true, nodeId, startedAt: new Date(), durationMs: 1, sample });
+const fail = (nodeId: string): ProbeResult => ({ ok: false, nodeId, startedAt: new Date(), durationMs: 1, failure: 'unreachable', error: 'ECONNREFUSED' });
+
+describe('ClusterAssessor', () => {
+  it('reports roles, healthy status and zero lag for a caught-up cluster', () => {
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+    const round = a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000')), ok('r2', replica('0/5000', '0/5000'))], authority);
+    expect(round.nodes.map((n) => [n.id, n.role, n.status, n.lagBytes])).toEqual([
+      ['p1', 'primary', 'healthy', 0],
+      ['r1', 'replica', 'healthy', 0],
+      ['r2', 'replica', 'healthy', 0],
+    ]);
+    expect(round.changes.map((c) => [c.nodeId, c.from, c.to])).toEqual([
+      ['p1', 'unknown', 'healthy'],
+      ['r1', 'unknown', 'healthy'],
+      ['r2', 'unknown', 'healthy'],
+    ]);
+  });
+
+  it('marks an unreachable replica unhealthy after fall rounds, and healthy again after rise rounds', () => {
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 2, rise: 2 }, null);
+    const good = () => [ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000')), ok('r2', replica('0/5000', '0/5000'))];
+    a.assess(good(), authority);
+    const bad = () => [ok('p1', primary('0/5000')), fail('r1'), ok('r2', replica('0/5000', '0/5000'))];
+    expect(a.assess(bad(), authority).changes).toEqual([]);
+    const second = a.assess(bad(), authority);
+    expect(second.changes).toMatchObject([{ nodeId: 'r1', from: 'healthy', to: 'unhealthy', reason: 'unreachable' }]);
+    expect(second.nodes[1]).toMatchObject({ consecutiveFailures: 2, role: 'replica' });
+    expect(a.assess(good(), authority).changes).toEqual([]);
+    expect(a.assess(good(), authority).changes).toMatchObject([{ nodeId: 'r1', to: 'healthy', reason: 'ok' }]);
+  });
+
+  it('flags a replica that left recovery as a second primary at once', () => {
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+    a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000')), ok('r2', replica('0/5000', '0/5000'))], authority);
+    const round = a.assess([ok('p1', primary('0/5000', ['r2'])), ok('r1', primary('0/6000', [])), ok('r2', replica('0/5000', '0/5000'))], authority);
+    expect(round.changes).toMatchObject([{ nodeId: 'r1', to: 'unhealthy', reason: 'second-primary' }]);
+    expect(round.writable).toEqual(['p1', 'r1']);
+  });
+
+  it('flags a foreign system identifier', () => {
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+    const round = a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000', { systemIdentifier: '42' })), ok('r2', replica('0/5000', '0/5000'))], authority);
+    expect(round.nodes[1]).toMatchObject({ status: 'unhealthy', reason: 'system-id-mismatch' });
+  });
+
+  it('names replay stalled within two rounds: WAL arrives, replay does not move', () => {
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+    a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/4000')), ok('r2', replica('0/5000', '0/5000'))], authority);
+    const round = a.assess([ok('p1', primary('0/6000')), ok('r1', replica('0/6000', '0/4000')), ok('r2', replica('0/6000', '0/6000'))], authority);
+    expect(round.nodes[1]).toMatchObject({ status: 'degraded', reason: 'replay-stalled', lagBytes: 0x2000 });
+  });
+
+  it('marks paused replay unhealthy and a receiver down for too long unhealthy', () => {
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, receiverDownAfterMs: 1_000 }, null);
+    const now = (s: number) => new Date(t0 + s * 1000);
+    const noReceiver = replica('0/5000', '0/5000', { walReceiver: null });
+    a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000', { replayPaused: true })), ok('r2', noReceiver)], authority, now(0));
+    const later = a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000', { replayPaused: true })), ok('r2', noReceiver)], authority, now(2));
+    expect(later.nodes[1]).toMatchObject({ status: 'unhealthy', reason: 'replay-paused' });
+    expect(later.nodes[2]).toMatchObject({ status: 'unhealthy', reason: 'wal-receiver-down' });
+  });
+
+  it('measures time lag from heartbeats: 0 when caught up on an idle primary, growing when behind', () => {
+    const hb = new HeartbeatTracker();
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, hb);
+    const s1 = hb.nextSeq(t0);
+    hb.recordCommit(s1, t0);
+    const s2 = hb.nextSeq(t0 + 1000);
+    hb.recordCommit(s2, t0 + 1000);
+    const round = a.assess(
+      [
+        ok('p1', primary('0/5000')),
+        ok('r1', replica('0/5000', '0/5000', { heartbeat: { seq: s2, at: new Date(t0 + 1000) } })),
+        ok('r2', replica('0/5000', '0/5000', { heartbeat: { seq: s1, at: new Date(t0) } })),
+      ],
+      authority,
+      new Date(t0 + 40_000),
+    );
+    expect(round.nodes[1]).toMatchObject({ lagMs: 0, status: 'healthy' });
+    expect(round.nodes[2]).toMatchObject({ lagMs: 39_000, status: 'unhealthy', reason: 'lagging' });
+  });
+
+  it('degrades a primary no replica streams from', () => {
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 1 }, null);
+    a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000')), ok('r2', replica('0/5000', '0/5000'))], authority);
+    const round = a.assess([ok('p1', primary('0/5000', [])), fail('r1'), fail('r2')], authority);
+    expect(round.nodes[0]).toMatchObject({ status: 'degraded', reason: 'no-standby-streaming' });
+  });
+});

@@ -1,0 +1,268 @@
+import { compareLsn, lsnDiffBytes, type NodeRole, type NodeState, type NodeStatus, type NodeTag } from '@pgreplica/protocol';
+import { applyVerdict, type HealthThresholds, initialHealth, lagVerdict, type TrackedHealth, type Verdict, worse } from './health.js';
+import type { HeartbeatTracker } from './heartbeat.js';
+import type { NodeSample, ProbeResult } from './types.js';
+
+/** A configured node. */
+export interface NodeSpec {
+  id: string;
+  host: string;
+  port: number;
+  /** Lower wins. */
+  priority: number;
+  weight: number;
+  zone?: string | undefined;
+  tags: NodeTag[];
+  /** Per-node overrides of the cluster's lag limits. */
+  thresholds?: Partial<HealthThresholds> | undefined;
+}
+
+/** Who is primary, per the bus (the worker and the bootstrap write it). */
+export interface Authority {
+  epoch: number;
+  primaryId: string | null;
+  /** The cluster's system identifier; nodes with another one are foreign. */
+  systemIdentifier: string | null;
+}
+
+/** A node whose status or reason changed this round. */
+export interface StatusChange {
+  nodeId: string;
+  from: NodeStatus;
+  to: NodeStatus;
+  reason: NodeState['reason'];
+  detail?: string | undefined;
+  node: NodeState;
+}
+
+/** What one round established. */
+export interface RoundAssessment {
+  nodes: NodeState[];
+  changes: StatusChange[];
+  /** The authority primary's sample of this round, if it answered as a primary. */
+  primarySample: NodeSample | null;
+  /** Nodes that answered this round. */
+  reachable: Set<string>;
+  /** Nodes that answered as primaries (not in recovery). */
+  writable: string[];
+}
+
+interface NodeRecord {
+  health: TrackedHealth;
+  role: NodeRole;
+  sample: NodeSample | null;
+  previousSample: NodeSample | null;
+  receiverDownSince: Date | null;
+  consecutiveFailures: number;
+  lastCheckAt: Date | null;
+  lagMs: number | null;
+  lagBytes: number | null;
+  lastReason: NodeState['reason'];
+}
+
+/**
+ * Turns probe results into node states, round after round: measures lag,
+ * decides role and status with hysteresis, and reports what changed. Pure
+ * logic (no I/O); the monitor and the router's probe mode both use it.
+ */
+export class ClusterAssessor {
+  readonly #specs: Map<string, NodeSpec>;
+  readonly #thresholds: HealthThresholds;
+  readonly #heartbeat: HeartbeatTracker | null;
+  readonly #records = new Map<string, NodeRecord>();
+
+  constructor(specs: readonly NodeSpec[], thresholds: HealthThresholds, heartbeat: HeartbeatTracker | null) {
+    this.#specs = new Map(specs.map((s) => [s.id, s]));
+    this.#thresholds = thresholds;
+    this.#heartbeat = heartbeat;
+    const now = new Date();
+    for (const spec of specs) {
+      this.#records.set(spec.id, {
+        health: initialHealth(now),
+        role: 'unknown',
+        sample: null,
+        previousSample: null,
+        receiverDownSince: null,
+        consecutiveFailures: 0,
+        lastCheckAt: null,
+        lagMs: null,
+        lagBytes: null,
+        lastReason: 'not-probed',
+      });
+    }
+  }
+
+  /** The latest successful sample of a node. */
+  sampleOf(nodeId: string): NodeSample | null {
+    return this.#records.get(nodeId)?.sample ?? null;
+  }
+
+  /** Judges one round of probes (one per configured node). */
+  assess(probes: readonly ProbeResult[], authority: Authority, now: Date = new Date()): RoundAssessment {
+    const byId = new Map(probes.map((p) => [p.nodeId, p]));
+    const reachable = new Set(probes.filter((p) => p.ok).map((p) => p.nodeId));
+    const writable = probes.filter((p) => p.ok && !p.sample.inRecovery).map((p) => p.nodeId);
+    const primaryProbe = authority.primaryId ? byId.get(authority.primaryId) : undefined;
+    const primarySample = primaryProbe?.ok && !primaryProbe.sample.inRecovery ? primaryProbe.sample : null;
+
+    const changes: StatusChange[] = [];
+    const nodes: NodeState[] = [];
+    for (const [id, spec] of this.#specs) {
+      const record = this.#records.get(id)!;
+      const probe = byId.get(id);
+      const thresholds = { ...this.#thresholds, ...spec.thresholds };
+      let verdict: Verdict;
+      if (!probe) {
+        verdict = { status: 'unhealthy', reason: 'unreachable', detail: 'not probed this round', immediate: false };
+      } else if (!probe.ok) {
+        record.consecutiveFailures += 1;
+        record.lastCheckAt = probe.startedAt;
+        verdict = {
+          status: 'unhealthy',
+          reason: probe.failure === 'timeout' ? 'timeout' : 'unreachable',
+          detail: `${probe.failure}: ${probe.error}`,
+          immediate: false,
+        };
+      } else {
+        record.consecutiveFailures = 0;
+        record.lastCheckAt = probe.startedAt;
+        record.previousSample = record.sample;
+        record.sample = probe.sample;
+        record.role = probe.sample.inRecovery ? 'replica' : 'primary';
+        verdict = this.#judge(spec, record, probe.sample, authority, primarySample, thresholds, now);
+      }
+      const before = record.health;
+      record.health = applyVerdict(before, verdict, thresholds, now);
+      const state = this.#toState(spec, record);
+      nodes.push(state);
+      if (record.health.status !== before.status || record.health.reason !== record.lastReason) {
+        changes.push({ nodeId: id, from: before.status, to: record.health.status, reason: record.health.reason, detail: record.health.detail, node: state });
+      }
+      record.lastReason = record.health.reason;
+    }
+    return { nodes, changes, primarySample, reachable, writable };
+  }
+
+  #judge(
+    spec: NodeSpec,
+    record: NodeRecord,
+    sample: NodeSample,
+    authority: Authority,
+    primary: NodeSample | null,
+    t: HealthThresholds,
+    now: Date,
+  ): Verdict {
+    if (authority.systemIdentifier && sample.systemIdentifier !== authority.systemIdentifier) {
+      record.lagBytes = null;
+      record.lagMs = null;
+      return {
+        status: 'unhealthy',
+        reason: 'system-id-mismatch',
+        detail: `system identifier ${sample.systemIdentifier}, cluster has ${authority.systemIdentifier}`,
+        immediate: true,
+      };
+    }
+    if (!sample.inRecovery) {
+      record.lagBytes = 0;
+      record.lagMs = 0;
+      record.receiverDownSince = null;
+      if (authority.primaryId !== null && authority.primaryId !== spec.id) {
+        return {
+          status: 'unhealthy',
+          reason: 'second-primary',
+          detail: `not in recovery, but the primary of epoch ${authority.epoch} is ${authority.primaryId}`,
+          immediate: true,
+        };
+      }
+      const replicas = [...this.#specs.keys()].filter((id) => id !== spec.id);
+      const streaming = sample.standbys.filter((s) => s.state === 'streaming');
+      if (replicas.length > 0 && streaming.length === 0) {
+        return { status: 'degraded', reason: 'no-standby-streaming', detail: `none of ${replicas.length} replica(s) streams`, immediate: false };
+      }
+      return { status: 'healthy', reason: 'ok', immediate: false };
+    }
+
+    // A replica.
+    record.lagBytes = primary?.currentLsn && sample.replayLsn ? Math.max(0, lsnDiffBytes(primary.currentLsn, sample.replayLsn)) : null;
+    record.lagMs = this.#lagMs(spec, sample, primary, now);
+    let verdict = lagVerdict(record.lagMs, record.lagBytes, t);
+
+    const receiver = sample.walReceiver;
+    if (receiver?.status === 'streaming') {
+      record.receiverDownSince = null;
+    } else {
+      record.receiverDownSince ??= now;
+      const downMs = now.getTime() - record.receiverDownSince.getTime();
+      verdict = worse(verdict, {
+        status: downMs >= t.receiverDownAfterMs ? 'unhealthy' : 'degraded',
+        reason: 'wal-receiver-down',
+        detail: `WAL receiver ${receiver ? receiver.status : 'not running'} for ${downMs} ms`,
+        immediate: downMs >= t.receiverDownAfterMs,
+      });
+    }
+
+    if (primary?.timeline != null && sample.timeline != null && sample.timeline !== primary.timeline) {
+      if (sample.timeline > primary.timeline || receiver?.status !== 'streaming') {
+        verdict = worse(verdict, {
+          status: 'unhealthy',
+          reason: 'timeline-fork',
+          detail: `on timeline ${sample.timeline}, primary on ${primary.timeline}`,
+          immediate: false,
+        });
+      }
+    }
+
+    if (sample.replayPaused) {
+      verdict = worse(verdict, { status: 'unhealthy', reason: 'replay-paused', detail: 'pg_wal_replay_pause() in effect', immediate: true });
+    } else {
+      const prev = record.previousSample;
+      if (
+        prev?.receiveLsn && prev.replayLsn && sample.receiveLsn && sample.replayLsn &&
+        compareLsn(sample.receiveLsn, prev.receiveLsn) > 0 &&
+        compareLsn(sample.replayLsn, prev.replayLsn) === 0 &&
+        compareLsn(sample.replayLsn, sample.receiveLsn) < 0
+      ) {
+        const stalled: Verdict = {
+          status: 'degraded',
+          reason: 'replay-stalled',
+          detail: `received ${prev.receiveLsn} → ${sample.receiveLsn}, replay stuck at ${sample.replayLsn}`,
+          immediate: true,
+        };
+        // Stalled and lagging past a limit: keep the harsher status, name the cause.
+        verdict = verdict.status === 'healthy' ? stalled : verdict.reason === 'lagging' ? { ...verdict, reason: 'replay-stalled', detail: stalled.detail } : verdict;
+      }
+    }
+    return verdict;
+  }
+
+  #lagMs(spec: NodeSpec, sample: NodeSample, primary: NodeSample | null, now: Date): number | null {
+    const fromHeartbeat = this.#heartbeat?.started ? this.#heartbeat.lagMs(sample.heartbeat?.seq ?? null, now.getTime()) : null;
+    if (fromHeartbeat !== null) return fromHeartbeat;
+    // No heartbeat (no write rights, or not started): the primary's view.
+    const standby = primary?.standbys.find((s) => s.applicationName === spec.id || s.slotName === spec.id);
+    return standby?.replayLagMs ?? (standby ? 0 : null);
+  }
+
+  #toState(spec: NodeSpec, record: NodeRecord): NodeState {
+    return {
+      id: spec.id,
+      host: spec.host,
+      port: spec.port,
+      role: record.role,
+      status: record.health.status,
+      reason: record.health.reason,
+      priority: spec.priority,
+      weight: spec.weight,
+      ...(spec.zone !== undefined ? { zone: spec.zone } : {}),
+      tags: [...spec.tags],
+      lagBytes: record.lagBytes,
+      lagMs: record.lagMs === null ? null : Math.round(record.lagMs),
+      replayLsn: record.sample?.replayLsn ?? null,
+      receiveLsn: record.sample?.receiveLsn ?? null,
+      timeline: record.sample?.timeline ?? null,
+      lastCheckAt: record.lastCheckAt?.toISOString() ?? null,
+      since: record.health.since.toISOString(),
+      consecutiveFailures: record.consecutiveFailures,
+    };
+  }
+}

@@ -1,0 +1,81 @@
+/** One physical standby as its primary reports it (`pg_stat_replication`). */
+export interface StandbyInfo {
+  pid: number;
+  applicationName: string;
+  clientAddr: string | null;
+  state: string;
+  syncState: string;
+  sentLsn: string | null;
+  writeLsn: string | null;
+  flushLsn: string | null;
+  replayLsn: string | null;
+  writeLagMs: number | null;
+  flushLagMs: number | null;
+  replayLagMs: number | null;
+  /** `pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)` */
+  replayLagBytes: number | null;
+  /** Slot this standby streams through, when it uses one. */
+  slotName: string | null;
+}
+
+/** One replication slot on a primary (`pg_replication_slots`). */
+export interface SlotInfo {
+  slotName: string;
+  slotType: string;
+  active: boolean;
+  activePid: number | null;
+  /** `reserved`, `extended`, `unreserved` or `lost` (PostgreSQL 13+). */
+  walStatus: string | null;
+  /** Bytes that can still be written before the slot is in danger of losing WAL; null when unlimited. */
+  safeWalSizeBytes: number | null;
+  /** WAL this slot holds back on the primary, in bytes. */
+  retainedBytes: number | null;
+}
+
+/** State of a replica's WAL receiver (`pg_stat_wal_receiver`). */
+export interface WalReceiverInfo {
+  status: string;
+  receivedTimeline: number | null;
+  lastMsgReceiptAt: Date | null;
+  senderHost: string | null;
+  senderPort: number | null;
+  slotName: string | null;
+}
+
+/** The monitor's heartbeat row as a node has it. */
+export interface HeartbeatRow {
+  seq: number;
+  at: Date;
+}
+
+/** Everything one successful probe of a node measured. */
+export interface NodeSample {
+  inRecovery: boolean;
+  /** `pg_control_system().system_identifier`, decimal (exceeds 2^53). */
+  systemIdentifier: string;
+  timeline: number | null;
+  /** Primary only. */
+  currentLsn: string | null;
+  /** Replica only. */
+  receiveLsn: string | null;
+  /** Replica only. */
+  replayLsn: string | null;
+  replayPaused: boolean;
+  lastReplayAt: Date | null;
+  serverNow: Date;
+  walReceiver: WalReceiverInfo | null;
+  /** Null when the heartbeat table or this monitor's row does not exist (yet) on this node. */
+  heartbeat: HeartbeatRow | null;
+  /** Primary only (empty on replicas). */
+  standbys: StandbyInfo[];
+  /** Primary only (empty on replicas). */
+  slots: SlotInfo[];
+}
+
+/** Why a probe failed. */
+export type ProbeFailure = 'unreachable' | 'timeout' | 'auth' | 'error';
+
+/** Outcome of probing one node once. */
+export type ProbeResult =
+  | { ok: true; nodeId: string; startedAt: Date; durationMs: number; sample: NodeSample }
+  | { ok: false; nodeId: string; startedAt: Date; durationMs: number; failure: ProbeFailure; error: string };
