@@ -29,3 +29,5 @@ export {
 } from './node.js';
 export type { NodeReason, NodeRole, NodeState, NodeStatus, NodeTag, Topology } from './node.js';
 export { canonicalJson, computeSignature, hasValidSignature, signEvent } from './signing.js';
+export { parsePrimaryRecord, primaryRecordSchema } from './authority.js';
+export type { PrimaryRecord } from './authority.js';

@@ -6,7 +6,10 @@
 /** Characters allowed in a cluster name: they end up inside Redis keys and metric labels. */
 export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-/** The Redis keys and channel of one cluster's bus. */
+/**
+ * The Redis keys and channel of one cluster's bus.
+ * @see PrimaryRecord for the value of `primary`.
+ */
 export interface BusKeys {
   /** Pub/sub channel carrying every event, for low latency. */
   readonly events: string;
@@ -20,6 +23,8 @@ export interface BusKeys {
   readonly term: string;
   /** Counter bumped on each change of primary; the snapshot carries it. */
   readonly epoch: string;
+  /** JSON {@link PrimaryRecord}: which node is primary in the current epoch. Changed only with the epoch. */
+  readonly primary: string;
   /** Flag that, while set, stops all automatic remediation. */
   readonly paused: string;
   /** Prefix for BullMQ queues, hash-tagged like the rest. */
@@ -40,6 +45,7 @@ export function busKeys(cluster: string): BusKeys {
     leader: `${base}:leader`,
     term: `${base}:term`,
     epoch: `${base}:epoch`,
+    primary: `${base}:primary`,
     paused: `${base}:paused`,
     queuePrefix: base,
   });

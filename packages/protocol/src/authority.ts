@@ -1,0 +1,30 @@
+import { z } from 'zod';
+
+/**
+ * Value of the `…:primary` key: the primary of the current epoch. Written once
+ * at bootstrap (epoch 1) and then only together with an epoch bump (failover,
+ * switchover), so `(epoch, primaryId)` never disagree. The monitor judges
+ * every other writable node a second primary.
+ */
+export const primaryRecordSchema = z.strictObject({
+  epoch: z.number().int().min(1),
+  primaryId: z.string().min(1),
+  /** The cluster's system identifier, decimal. */
+  systemIdentifier: z.string().regex(/^\d+$/),
+  at: z.iso.datetime({ offset: true }),
+  cause: z.enum(['bootstrap', 'failover', 'switchover', 'manual']),
+});
+
+/** @see primaryRecordSchema */
+export type PrimaryRecord = z.infer<typeof primaryRecordSchema>;
+
+/** Parses the `…:primary` key; null when absent or not valid (the caller logs it). */
+export function parsePrimaryRecord(raw: string | null): PrimaryRecord | null {
+  if (raw === null) return null;
+  try {
+    const parsed = primaryRecordSchema.safeParse(JSON.parse(raw));
+    return parsed.success ? parsed.data : null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,16 @@
+export { AuthorityStore } from './authority-store.js';
+export { BusPublisher } from './bus-publisher.js';
+export type { PublishOutcome } from './bus-publisher.js';
+export { ConfigError, configFileSchema, ENV_OVERRIDES, loadConfig, MIN_PROBE_INTERVAL_MS, resolveConfig } from './config.js';
+export type { ConfigFile, MonitorConfig } from './config.js';
+export { createHttpApp } from './http.js';
+export type { HttpState } from './http.js';
+export { LeaderLease } from './leader-lease.js';
+export type { LeaseState } from './leader-lease.js';
+export { createLogger, REDACT_PATHS } from './logger.js';
+export { MonitorMetrics } from './metrics.js';
+export { Monitor } from './monitor.js';
+export type { MonitorStatus } from './monitor.js';
+export { connectRedis, retryStrategy } from './redis.js';
+export { decideFailover, SlotWatch } from './triggers.js';
+export type { FailoverDecision, FailoverPolicy, SlotPolicy, Witness } from './triggers.js';

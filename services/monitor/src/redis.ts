@@ -1,0 +1,52 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { MonitorConfig } from './config.js';
+
+/** What a connection is for; each role gets its own connection (STYLE: connections by role). */
+export type RedisRole = 'command' | 'bullmq';
+
+/** Capped, jittered reconnect back-off: 50 ms doubling to 2 s. */
+export function retryStrategy(times: number): number {
+  const base = Math.min(2_000, 50 * 2 ** Math.min(times, 6));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+/**
+ * Opens a Redis connection of the configured kind (single, Sentinel, Cluster).
+ * Commands fail fast while disconnected (`enableOfflineQueue: false` for the
+ * command role), so a probe round never waits on Redis; the BullMQ role waits
+ * forever, as BullMQ requires.
+ */
+export function connectRedis(config: Pick<MonitorConfig, 'redis'>, role: RedisRole, name: string): Redis | Cluster {
+  const common: RedisOptions = {
+    connectionName: name,
+    retryStrategy,
+    lazyConnect: false,
+    ...(role === 'bullmq'
+      ? { maxRetriesPerRequest: null, enableOfflineQueue: true }
+      : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000, commandTimeout: 2_000 }),
+  };
+  const redis = config.redis;
+  if ('cluster' in redis) {
+    return new Cluster(redis.cluster, { redisOptions: common, clusterRetryStrategy: retryStrategy, enableOfflineQueue: role === 'bullmq' });
+  }
+  if ('sentinels' in redis) {
+    return new Redis({ ...common, sentinels: redis.sentinels, name: redis.name, password: redis.password, db: redis.db });
+  }
+  return new Redis(redis.url, common);
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export function waitReady(redis: Redis | Cluster, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`Redis not ready after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
