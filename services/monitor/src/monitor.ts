@@ -410,6 +410,7 @@ export class Monitor {
       witnesses: round.nodes
         .filter((n) => n.id !== primaryId)
         .map((n) => ({ nodeId: n.id, reachable: round.reachable.has(n.id), sample: this.#assessor.sampleOf(n.id) })),
+      otherNodeAddresses: new Set(this.config.nodes.filter((n) => n.id !== primaryId).map((n) => `${n.host}:${n.port}`)),
       policy: this.config.failover,
       paused: this.#paused,
       nowMs: now.getTime(),

@@ -85,26 +85,31 @@ const DEAD_REASONS = new Set(['unreachable', 'timeout']);
  * Decides whether the primary's failure calls for a promotion. The primary
  * must have been unhealthy (unreachable or timing out) for `failoverAfterMs`;
  * then any reachable replica that still streams from it — its WAL receiver
- * is streaming from the primary's address and heard from it within
+ * is streaming, not from another replica, and heard from its sender within
  * `witnessFreshMs` — proves the primary alive and only the monitor cut off:
  * no failover. Pure: the caller supplies the clock.
  */
 export function decideFailover(args: {
   primary: NodeState | undefined;
   witnesses: readonly Witness[];
+  /** host:port of the other known nodes: a replica streaming from one of them cascades, and witnesses nothing about the primary. */
+  otherNodeAddresses: ReadonlySet<string>;
   policy: FailoverPolicy;
   paused: boolean;
   nowMs: number;
 }): FailoverDecision {
-  const { primary, witnesses, policy, paused, nowMs } = args;
-  if (!primary || primary.status !== 'unhealthy' || !DEAD_REASONS.has(primary.reason)) return { action: 'none' };
+  const { primary, witnesses, otherNodeAddresses, policy, paused, nowMs } = args;
+  if (primary?.status !== 'unhealthy' || !DEAD_REASONS.has(primary.reason)) return { action: 'none' };
   const downForMs = nowMs - Date.parse(primary.since);
   if (downForMs < policy.failoverAfterMs) return { action: 'none' };
 
   const observations = witnesses.map((w) => {
     const receiver = w.sample?.walReceiver ?? null;
     const ageMs = receiver?.lastMsgReceiptAt ? nowMs - receiver.lastMsgReceiptAt.getTime() : null;
-    const fromPrimary = receiver !== null && receiver.senderPort === primary.port && (receiver.senderHost === primary.host || receiver.senderHost === null);
+    // The sender is the primary unless it is another known node (cascading). Not
+    // a match on the primary's address: replicas may reach it by another name or
+    // through a proxy than the monitor does.
+    const fromPrimary = receiver !== null && !otherNodeAddresses.has(`${receiver.senderHost}:${receiver.senderPort}`);
     const streaming = w.reachable && receiver?.status === 'streaming' && fromPrimary && ageMs !== null && ageMs <= policy.witnessFreshMs;
     return { nodeId: w.nodeId, reachable: w.reachable, receiver: receiver?.status ?? null, lastMessageAgeMs: ageMs, streaming };
   });

@@ -1,0 +1,95 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, resolveConfig } from './config.js';
+
+const valid = {
+  cluster: 'main',
+  redis: { url: 'redis://127.0.0.1:6379' },
+  nodes: [
+    { id: 'p1', host: 'db1', port: 5432 },
+    { id: 'r1', host: 'db2', port: 5432, tags: ['nofailover'] },
+  ],
+  database: { user: 'pgreplica_monitor' },
+};
+
+function issuesOf(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    resolveConfig(raw, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues;
+  }
+  throw new Error('expected the config to be refused');
+}
+
+describe('monitor config', () => {
+  it('fills defaults and reads secrets from the environment', () => {
+    const config = resolveConfig(valid, { PGREPLICA_DB_PASSWORD: 'pw', PGREPLICA_BUS_KEY: 'k'.repeat(32), PGREPLICA_HTTP_TOKEN: '' });
+    expect(config).toMatchObject({
+      probeIntervalMs: 1_000,
+      failover: { policy: 'manual' },
+      databasePassword: 'pw',
+      busKey: 'k'.repeat(32),
+      httpToken: undefined,
+    });
+    expect(config.nodes[0]).toMatchObject({ priority: 100, weight: 1, tags: [] });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('refuses an unknown field, naming it', () => {
+    expect(issuesOf({ ...valid, probeIntervall: 5 })).toEqual(['(root): unknown field(s) "probeIntervall": remove or correct the spelling']);
+  });
+
+  it('refuses a node without a port, naming the node', () => {
+    const issues = issuesOf({ ...valid, nodes: [{ id: 'p1', host: 'db1' }] });
+    expect(issues).toEqual(['nodes[0].port: each node needs a port (1-65535)']);
+  });
+
+  it('refuses a negative interval', () => {
+    expect(issuesOf({ ...valid, probeIntervalMs: -5 })[0]).toMatch(/^probeIntervalMs: /);
+  });
+
+  it('refuses duplicate node ids, naming both places', () => {
+    const issues = issuesOf({ ...valid, nodes: [valid.nodes[0], { ...valid.nodes[1], id: 'p1' }] });
+    expect(issues).toEqual(['nodes[1].id: duplicate node id "p1" (also nodes[0]); ids must be unique']);
+  });
+
+  it('reports every problem at once', () => {
+    const issues = issuesOf({ ...valid, cluster: 'bad name', thresholds: { degradedLagMs: 10_000, unhealthyLagMs: 5_000 }, failover: { policy: 'sometimes' } });
+    expect(issues.length).toBe(2);
+    expect(issues.join('\n')).toMatch(/cluster: /);
+    expect(issues.join('\n')).toMatch(/failover\.policy: /);
+  });
+
+  it('checks cross-field limits', () => {
+    const issues = issuesOf({ ...valid, thresholds: { degradedLagMs: 10_000, unhealthyLagMs: 5_000 } });
+    expect(issues).toEqual(['thresholds.degradedLagMs: must not exceed thresholds.unhealthyLagMs']);
+  });
+
+  it('applies environment overrides, and rejects malformed ones', () => {
+    expect(resolveConfig(valid, { PGREPLICA_REDIS_URL: 'redis://other:6380', PGREPLICA_HTTP_PORT: '0' })).toMatchObject({
+      redis: { url: 'redis://other:6380' },
+      http: { port: 0 },
+    });
+    expect(issuesOf(valid, { PGREPLICA_HTTP_PORT: 'eighty' })).toEqual(['PGREPLICA_HTTP_PORT: must be a whole number, got "eighty"']);
+  });
+
+  it('refuses a short bus key and an unreadable secret file', () => {
+    expect(issuesOf(valid, { PGREPLICA_BUS_KEY: 'short' })).toEqual(['bus key: must be at least 16 characters (set PGREPLICA_BUS_KEY or bus.keyFile)']);
+    const issues = issuesOf({ ...valid, database: { user: 'u', passwordFile: '/nonexistent/pw' } });
+    expect(issues[0]).toMatch(/^database\.passwordFile: cannot read \/nonexistent\/pw/);
+  });
+
+  it('loads YAML and JSON files, and names the file when it is broken', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgreplica-config-'));
+    writeFileSync(join(dir, 'a.yaml'), 'cluster: main\nredis: { url: "redis://h:1" }\nnodes:\n  - { id: p1, host: h, port: 1 }\ndatabase: { user: u }\n');
+    writeFileSync(join(dir, 'b.json'), JSON.stringify(valid));
+    writeFileSync(join(dir, 'c.yaml'), 'cluster: [unclosed\n');
+    expect(loadConfig(join(dir, 'a.yaml'), {}).nodes).toHaveLength(1);
+    expect(loadConfig(join(dir, 'b.json'), {}).nodes).toHaveLength(2);
+    expect(() => loadConfig(join(dir, 'c.yaml'), {})).toThrow(/c\.yaml.*not valid YAML or JSON/s);
+    expect(() => loadConfig(join(dir, 'missing.yaml'), {})).toThrow(/ENOENT/);
+  });
+});

@@ -1,0 +1,97 @@
+import { createLogger, Monitor, type MonitorConfig, resolveConfig } from '@pgreplica/monitor';
+import { type BusEvent, busKeys, isNewerPosition, parseEvent } from '@pgreplica/protocol';
+import type { Sandbox } from '@pgreplica/sandbox';
+import { Redis } from 'ioredis';
+
+/** A monitor config for a sandbox, fast enough for tests; `overrides` merge at the top level. */
+export function monitorConfig(sandbox: Sandbox, overrides: Record<string, unknown> = {}, cluster = 'main'): Record<string, unknown> {
+  return {
+    cluster,
+    redis: { url: sandbox.redis!.url },
+    nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
+    database: { user: 'postgres', connectTimeoutMs: 1_000, statementTimeoutMs: 1_500 },
+    probeIntervalMs: 250,
+    heartbeatMs: 1_000,
+    leader: { leaseTtlMs: 2_000 },
+    http: { port: 0 },
+    ...overrides,
+  };
+}
+
+/** Environment carrying the sandbox's password (and a bus key when given). */
+export function monitorEnv(sandbox: Sandbox, busKey?: string): NodeJS.ProcessEnv {
+  return { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string, ...(busKey ? { PGREPLICA_BUS_KEY: busKey } : {}) };
+}
+
+/** Starts an in-process monitor against a sandbox. */
+export async function startMonitor(sandbox: Sandbox, overrides: Record<string, unknown> = {}, busKey?: string): Promise<Monitor & AsyncDisposable> {
+  const config: MonitorConfig = resolveConfig(monitorConfig(sandbox, overrides), monitorEnv(sandbox, busKey));
+  const monitor = new Monitor(config, createLogger(process.env.PGREPLICA_TEST_LOG ?? 'silent'));
+  await monitor.start();
+  return Object.assign(monitor, { [Symbol.asyncDispose]: () => monitor.close() });
+}
+
+/** Records every event on a cluster's bus, checks their order, and waits for ones it needs. */
+export class BusRecorder {
+  readonly events: BusEvent[] = [];
+  readonly rejected: string[] = [];
+  /** Events that arrived out of (term, seq) order: must stay empty. */
+  readonly outOfOrder: BusEvent[] = [];
+  readonly #redis: Redis;
+  #waiters: { match: (e: BusEvent) => boolean; resolve: (e: BusEvent) => void }[] = [];
+
+  private constructor(redis: Redis) {
+    this.#redis = redis;
+  }
+
+  static async start(url: string, cluster = 'main', key?: string): Promise<BusRecorder> {
+    const redis = new Redis(url, { maxRetriesPerRequest: null });
+    redis.on('error', () => {});
+    const recorder = new BusRecorder(redis);
+    redis.on('message', (_channel: string, message: string) => {
+      const parsed = parseEvent(message, { cluster, key });
+      if (!parsed.ok) {
+        recorder.rejected.push(parsed.rejection);
+        return;
+      }
+      const last = recorder.events.at(-1);
+      if (last && !isNewerPosition(parsed.event, last)) recorder.outOfOrder.push(parsed.event);
+      recorder.events.push(parsed.event);
+      recorder.#waiters = recorder.#waiters.filter((w) => {
+        if (!w.match(parsed.event)) return true;
+        w.resolve(parsed.event);
+        return false;
+      });
+    });
+    await redis.subscribe(busKeys(cluster).events);
+    return recorder;
+  }
+
+  /** The first event (already seen or future) that matches, or a rejection after `timeoutMs`. */
+  waitFor<E extends BusEvent = BusEvent>(match: (e: BusEvent) => boolean, timeoutMs: number, what = 'event', since = 0): Promise<E> {
+    const seen = this.events.slice(since).find(match);
+    if (seen) return Promise.resolve(seen as E);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ${what} within ${timeoutMs} ms; saw ${this.events.slice(since).map((e) => e.type).join(', ')}`)), timeoutMs);
+      this.#waiters.push({
+        match,
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e as E);
+        },
+      });
+    });
+  }
+
+  /** node.status events of one node, after index `since`. */
+  statusOf(nodeId: string, since = 0): { to: string; reason: string; at: number }[] {
+    return this.events
+      .slice(since)
+      .filter((e) => e.type === 'node.status' && e.nodeId === nodeId)
+      .map((e) => (e.type === 'node.status' ? { to: e.to, reason: e.reason, at: Date.parse(e.at) } : { to: '', reason: '', at: 0 }));
+  }
+
+  async close(): Promise<void> {
+    await this.#redis.quit().catch(() => this.#redis.disconnect());
+  }
+}
