@@ -111,14 +111,6 @@ export const configFileSchema = z
       .prefault({}),
   })
   .superRefine((c, ctx) => {
-    const seen = new Map<string, number>();
-    c.nodes.forEach((n, i) => {
-      const first = seen.get(n.id);
-      if (first !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'id'], message: `duplicate node id "${n.id}" (also nodes[${first}]); ids must be unique` });
-      }
-      seen.set(n.id, i);
-    });
     if (c.thresholds.degradedLagMs > c.thresholds.unhealthyLagMs) {
       ctx.addIssue({ code: 'custom', path: ['thresholds', 'degradedLagMs'], message: 'must not exceed thresholds.unhealthyLagMs' });
     }
@@ -215,9 +207,20 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
     if (path === 'redis.url') input.redis = { url: value };
     else setPath(input, path, numeric ? Number(value) : value);
   }
+  // Checked on the raw input so it is reported together with schema errors.
+  if (Array.isArray(input.nodes)) {
+    const seen = new Map<unknown, number>();
+    input.nodes.forEach((n: unknown, i: number) => {
+      const id = (n as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string') return;
+      const first = seen.get(id);
+      if (first !== undefined) issues.push(`nodes[${i}].id: duplicate node id "${id}" (also nodes[${first}]); ids must be unique`);
+      else seen.set(id, i);
+    });
+  }
   const parsed = configFileSchema.safeParse(input);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
+  if (!parsed.success || issues.length > 0) {
+    for (const issue of parsed.error?.issues ?? []) {
       const message =
         issue.code === 'unrecognized_keys'
           ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove or correct the spelling`

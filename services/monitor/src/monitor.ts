@@ -323,7 +323,11 @@ export class Monitor {
     const sample = this.#assessor.sampleOf(primaryId);
     if (!sample) return;
     try {
-      const record = await this.#authorityStore!.bootstrap(primaryId, sample.systemIdentifier, (this.#topology?.epoch ?? 0) + 1);
+      // After a Redis that lost its data: keep the epoch if the primary is the
+      // same, else go past it; never backwards either way.
+      const previous = this.#topology;
+      const floor = previous && previous.epoch > 0 ? (previous.primaryId === primaryId ? previous.epoch : previous.epoch + 1) : 1;
+      const record = await this.#authorityStore!.bootstrap(primaryId, sample.systemIdentifier, floor);
       if (record) {
         this.#authority = record;
         this.#needSnapshot = true;
