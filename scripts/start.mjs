@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm start`: builds the workspace, then runs the local sandbox in the
+// `npm start`: builds the workspace, then runs the local cluster (sandbox +
+// monitor, scripts/local-cluster.mjs) in the
 // foreground until Ctrl-C. `npm start -- --replicas 3` passes options on.
 import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
@@ -15,7 +16,7 @@ const build = spawnSync(join(root, 'node_modules', '.bin', 'turbo'), ['run', 'bu
 });
 if (build.status !== 0) process.exit(build.status ?? 1);
 
-const child = spawn(process.execPath, [join(root, 'packages', 'sandbox', 'dist', 'cli.js'), ...process.argv.slice(2)], {
+const child = spawn(process.execPath, [join(root, 'scripts', 'local-cluster.mjs'), ...process.argv.slice(2)], {
   cwd: root,
   env,
   stdio: 'inherit',
