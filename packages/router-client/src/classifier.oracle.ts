@@ -1,0 +1,62 @@
+/**
+ * Test-only oracle: classifies with PostgreSQL's own parser (libpg-query,
+ * WASM) by walking the parse tree. Used to check the lexer on the corpus and
+ * in the benchmark that weighs the two; never on the query path.
+ */
+const SIDE_EFFECT = /^(nextval|setval|currval|lastval|pg_notify|set_config|txid_current.*|pg_current_xact_id.*|pg_current_wal_.*|pg_switch_wal|pg_reload_conf|pg_terminate_backend|pg_cancel_backend|pg_advisory_.*|pg_try_advisory_.*|lo_.*|dblink.*|pg_create_.*|pg_drop_.*|pg_stat_reset.*)$/;
+
+type Node = Record<string, unknown> | unknown[] | string | number | boolean | null;
+
+function writes(node: Node): boolean {
+  if (Array.isArray(node)) return node.some((n) => writes(n as Node));
+  if (node === null || typeof node !== 'object') return false;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'InsertStmt' || key === 'UpdateStmt' || key === 'DeleteStmt' || key === 'MergeStmt') return true;
+    if ((key === 'lockingClause' && Array.isArray(value) && value.length > 0) || key === 'intoClause') return true;
+    if (key === 'FuncCall') {
+      const names = ((value as { funcname?: { String?: { sval?: string } }[] }).funcname ?? []).map((n) => n.String?.sval ?? '');
+      if (SIDE_EFFECT.test(names.at(-1) ?? '')) return true;
+    }
+    if (writes(value as Node)) return true;
+  }
+  return false;
+}
+
+let parser: typeof import('libpg-query') | undefined;
+
+/** The target by the parse tree, or null when PostgreSQL cannot parse the text. */
+export async function oracleTarget(sql: string): Promise<'replica' | 'primary' | null> {
+  parser ??= await import('libpg-query');
+  await parser.loadModule();
+  let tree: { stmts?: { stmt: Record<string, unknown> }[] };
+  try {
+    tree = parser.parseSync(sql) as typeof tree;
+  } catch {
+    return null;
+  }
+  const stmts = tree.stmts ?? [];
+  if (stmts.length !== 1) return 'primary';
+  const stmt = stmts[0]!.stmt;
+  if (/pgreplica:primary/.test(sql)) return 'primary';
+  if (/pgreplica:replica/.test(sql)) return 'replica';
+  const [kind, body] = Object.entries(stmt)[0] as [string, Record<string, unknown>];
+  if (kind === 'VariableShowStmt') return 'replica';
+  if (kind === 'ExplainStmt') {
+    const options = JSON.stringify(body.options ?? []);
+    if (/"defname":"analy[sz]e"/.test(options)) return 'primary';
+    return writes(body.query as Node) || !('SelectStmt' in (body.query as object)) ? 'primary' : 'replica';
+  }
+  if (kind !== 'SelectStmt') return 'primary';
+  return writes(stmt as Node) ? 'primary' : 'replica';
+}
+
+/** Synchronous form for the benchmark (call {@link oracleTarget} once first to load the module). */
+export function oracleTargetSync(sql: string): 'replica' | 'primary' | null {
+  if (!parser) throw new Error('call oracleTarget() once first');
+  try {
+    parser.parseSync(sql);
+  } catch {
+    return null;
+  }
+  return writes(parser.parseSync(sql) as Node) ? 'primary' : 'replica';
+}

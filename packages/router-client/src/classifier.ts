@@ -1,0 +1,291 @@
+/**
+ * Conservative SQL classifier for `query()`: decides whether a statement may
+ * run on a replica. A hand-written lexer, not a parser: it skips strings,
+ * quoted identifiers, dollar quoting and comments, then looks at keywords and
+ * function calls. Anything it is unsure of goes to the primary. (Why not
+ * PostgreSQL's own parser through `libpg-query`: see the package README —
+ * same verdicts on the corpus, ~50× the cost of an uncached call.)
+ */
+
+/** Why a statement was classified the way it was; a metric label. */
+export type ClassifierReason =
+  | 'read'
+  | 'hint-primary'
+  | 'hint-replica'
+  | 'write-statement'
+  | 'locking-clause'
+  | 'select-into'
+  | 'data-modifying-cte'
+  | 'side-effect-function'
+  | 'multiple-statements'
+  | 'explain-analyze'
+  | 'unterminated'
+  | 'empty';
+
+/** Where a statement may run. */
+export interface Classification {
+  target: 'replica' | 'primary';
+  reason: ClassifierReason;
+  /** The offending keyword or function, when there is one. */
+  detail?: string;
+}
+
+type Token = { kind: 'word'; value: string } | { kind: 'quoted' } | { kind: 'punct'; value: string } | { kind: 'other' };
+
+interface Lexed {
+  tokens: Token[];
+  hints: string[];
+  unterminated: boolean;
+}
+
+const HINT = /pgreplica:(primary|replica)\b/;
+const DOLLAR_TAG = /\$([A-Za-z_][A-Za-z0-9_]*)?\$/y;
+const WORD_START = /[A-Za-z_\u0080-\uffff]/;
+const WORD_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
+
+/** Splits SQL into tokens, dropping what cannot carry a keyword (literals, comments). */
+export function lex(sql: string): Lexed {
+  const tokens: Token[] = [];
+  const hints: string[] = [];
+  let i = 0;
+  const n = sql.length;
+  while (i < n) {
+    const c = sql[i]!;
+    if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f') {
+      i++;
+    } else if (c === '-' && sql[i + 1] === '-') {
+      const end = sql.indexOf('\n', i);
+      const text = sql.slice(i, end === -1 ? n : end);
+      const hint = HINT.exec(text);
+      if (hint) hints.push(hint[1]!);
+      i = end === -1 ? n : end + 1;
+    } else if (c === '/' && sql[i + 1] === '*') {
+      // Block comments nest in PostgreSQL.
+      let depth = 1;
+      let j = i + 2;
+      while (j < n && depth > 0) {
+        if (sql[j] === '/' && sql[j + 1] === '*') {
+          depth++;
+          j += 2;
+        } else if (sql[j] === '*' && sql[j + 1] === '/') {
+          depth--;
+          j += 2;
+        } else j++;
+      }
+      if (depth > 0) return { tokens, hints, unterminated: true };
+      const hint = HINT.exec(sql.slice(i, j));
+      if (hint) hints.push(hint[1]!);
+      i = j;
+    } else if (c === "'" || ((c === 'E' || c === 'e') && sql[i + 1] === "'")) {
+      const escapes = c !== "'";
+      let j = escapes ? i + 2 : i + 1;
+      let closed = false;
+      while (j < n) {
+        const d = sql[j]!;
+        if (escapes && d === '\\') j += 2;
+        else if (d === "'") {
+          if (sql[j + 1] === "'") j += 2;
+          else {
+            closed = true;
+            j++;
+            break;
+          }
+        } else j++;
+      }
+      if (!closed) return { tokens, hints, unterminated: true };
+      tokens.push({ kind: 'quoted' });
+      i = j;
+    } else if (c === '"') {
+      let j = i + 1;
+      let closed = false;
+      while (j < n) {
+        if (sql[j] === '"') {
+          if (sql[j + 1] === '"') j += 2;
+          else {
+            closed = true;
+            j++;
+            break;
+          }
+        } else j++;
+      }
+      if (!closed) return { tokens, hints, unterminated: true };
+      // A quoted identifier is a name, never a keyword; as a function name it still matters.
+      tokens.push({ kind: 'word', value: `"${sql.slice(i + 1, j - 1).replaceAll('""', '"')}` });
+      i = j;
+    } else if (c === '$') {
+      DOLLAR_TAG.lastIndex = i;
+      const tag = DOLLAR_TAG.exec(sql);
+      if (tag) {
+        const end = sql.indexOf(tag[0], i + tag[0].length);
+        if (end === -1) return { tokens, hints, unterminated: true };
+        tokens.push({ kind: 'quoted' });
+        i = end + tag[0].length;
+      } else {
+        // $1 parameter.
+        let j = i + 1;
+        while (j < n && sql[j]! >= '0' && sql[j]! <= '9') j++;
+        tokens.push({ kind: 'other' });
+        i = j === i + 1 ? i + 1 : j;
+      }
+    } else if (WORD_START.test(c)) {
+      let j = i + 1;
+      while (j < n && WORD_PART.test(sql[j]!)) j++;
+      // U&'…' and B'…'/X'…' literals: the prefix is not a word.
+      if (sql[j] === "'" || (sql[j] === '&' && sql[j + 1] === "'")) {
+        i = sql[j] === '&' ? j + 1 : j;
+        continue;
+      }
+      tokens.push({ kind: 'word', value: sql.slice(i, j).toLowerCase() });
+      i = j;
+    } else if (c >= '0' && c <= '9') {
+      let j = i + 1;
+      while (j < n && /[0-9.eE_xXoObBa-fA-F]/.test(sql[j]!)) j++;
+      tokens.push({ kind: 'other' });
+      i = j;
+    } else if (c === '(' || c === ')' || c === ';' || c === ',' || c === '.' || c === '[' || c === ']') {
+      tokens.push({ kind: 'punct', value: c });
+      i++;
+    } else {
+      tokens.push({ kind: 'punct', value: c });
+      i++;
+    }
+  }
+  return { tokens, hints, unterminated: false };
+}
+
+/** Statements that may run on a replica when nothing else in them says otherwise. */
+const READ_STARTS = new Set(['select', 'with', 'values', 'table', 'show', 'explain', '(']);
+
+/** Keywords that make any statement containing them a write (CTEs included). */
+const WRITE_KEYWORDS = new Set(['insert', 'update', 'delete', 'merge', 'truncate', 'copy', 'call', 'lock']);
+
+/** Built-in functions with side effects, or that fail on a standby. Schema prefixes are ignored. */
+const SIDE_EFFECT_FUNCTIONS = new Set([
+  'nextval',
+  'setval',
+  'currval',
+  'lastval',
+  'pg_notify',
+  'set_config',
+  'txid_current',
+  'txid_current_if_assigned',
+  'pg_current_xact_id',
+  'pg_current_xact_id_if_assigned',
+  'pg_current_wal_lsn',
+  'pg_current_wal_insert_lsn',
+  'pg_current_wal_flush_lsn',
+  'pg_switch_wal',
+  'pg_create_restore_point',
+  'pg_reload_conf',
+  'pg_rotate_logfile',
+  'pg_terminate_backend',
+  'pg_cancel_backend',
+  'pg_promote',
+  'pg_backup_start',
+  'pg_backup_stop',
+  'pg_start_backup',
+  'pg_stop_backup',
+  'pg_import_system_collations',
+  'pg_sleep_for',
+  'gen_random_uuid_v7_monotonic',
+  'query_to_xml_and_xmlschema',
+]);
+const SIDE_EFFECT_PREFIXES = ['pg_advisory_', 'pg_try_advisory_', 'lo_', 'dblink', 'pg_create_', 'pg_drop_', 'pg_replication_', 'pg_stat_reset', 'pg_log_', 'pg_logical_emit', 'pg_copy_', 'pg_wal_replay_', 'pg_xact_commit', 'pg_file_', 'pg_read_binary_file'];
+
+function isSideEffectFunction(name: string): boolean {
+  return SIDE_EFFECT_FUNCTIONS.has(name) || SIDE_EFFECT_PREFIXES.some((p) => name.startsWith(p));
+}
+
+/** Options of {@link classify}. */
+export interface ClassifyOptions {
+  /** More function names (lower case, no schema) that must run on the primary, e.g. your own that write. */
+  primaryFunctions?: ReadonlySet<string>;
+}
+
+/** Classifies one SQL text. Pure; see {@link ClassifierCache} for the cached version. */
+export function classify(sql: string, options: ClassifyOptions = {}): Classification {
+  const { tokens, hints, unterminated } = lex(sql);
+  if (hints.includes('primary')) return { target: 'primary', reason: 'hint-primary' };
+  if (hints.includes('replica')) return { target: 'replica', reason: 'hint-replica' };
+  if (unterminated) return { target: 'primary', reason: 'unterminated' };
+
+  // Trailing semicolons are fine; anything after one is a second statement.
+  let end = tokens.length;
+  while (end > 0 && tokens[end - 1]!.kind === 'punct' && (tokens[end - 1] as { value: string }).value === ';') end--;
+  const body = tokens.slice(0, end);
+  if (body.length === 0) return { target: 'primary', reason: 'empty' };
+  if (body.some((t) => t.kind === 'punct' && t.value === ';')) return { target: 'primary', reason: 'multiple-statements' };
+
+  const first = body[0]!;
+  const start = first.kind === 'word' ? first.value : first.kind === 'punct' ? first.value : '';
+  if (!READ_STARTS.has(start)) return { target: 'primary', reason: 'write-statement', detail: start };
+
+  let words = body;
+  if (start === 'explain') {
+    // EXPLAIN ANALYZE executes the statement.
+    const rest = body.slice(1);
+    if (rest.some((t) => t.kind === 'word' && (t.value === 'analyze' || t.value === 'analyse'))) {
+      return { target: 'primary', reason: 'explain-analyze' };
+    }
+    words = rest;
+  }
+
+  for (let i = 0; i < words.length; i++) {
+    const t = words[i]!;
+    if (t.kind !== 'word') continue;
+    const v = t.value;
+    const next = words[i + 1];
+    const nextWord = next?.kind === 'word' ? next.value : undefined;
+    if (v === 'for' && (nextWord === 'update' || nextWord === 'share' || nextWord === 'no' || nextWord === 'key')) {
+      return { target: 'primary', reason: 'locking-clause', detail: `for ${nextWord}` };
+    }
+    if (v === 'into') return { target: 'primary', reason: 'select-into' };
+    if (WRITE_KEYWORDS.has(v) && !(next?.kind === 'punct' && next.value === '(')) {
+      return { target: 'primary', reason: start === 'with' ? 'data-modifying-cte' : 'write-statement', detail: v };
+    }
+    if (next?.kind === 'punct' && next.value === '(') {
+      const name = v.startsWith('"') ? v.slice(1) : v;
+      if (isSideEffectFunction(name) || options.primaryFunctions?.has(name)) {
+        return { target: 'primary', reason: 'side-effect-function', detail: name };
+      }
+    }
+  }
+  return { target: 'replica', reason: 'read' };
+}
+
+/** Default bound of the classification cache. */
+export const DEFAULT_CLASSIFIER_CACHE_SIZE = 10_000;
+
+/**
+ * {@link classify} with a bounded cache keyed by statement text (parameterized
+ * statements repeat; literals in the text defeat the cache, which is why an
+ * uncached call must stay cheap).
+ */
+export class ClassifierCache {
+  readonly #cache = new Map<string, Classification>();
+  readonly #max: number;
+  readonly #options: ClassifyOptions;
+  hits = 0;
+  misses = 0;
+
+  constructor(maxEntries = DEFAULT_CLASSIFIER_CACHE_SIZE, options: ClassifyOptions = {}) {
+    this.#max = maxEntries;
+    this.#options = options;
+  }
+
+  classify(sql: string): Classification {
+    const cached = this.#cache.get(sql);
+    if (cached) {
+      this.hits++;
+      return cached;
+    }
+    this.misses++;
+    const result = classify(sql, this.#options);
+    if (this.#cache.size >= this.#max) {
+      // Drop the oldest entry (Map iterates in insertion order).
+      this.#cache.delete(this.#cache.keys().next().value!);
+    }
+    this.#cache.set(sql, result);
+    return result;
+  }
+}

@@ -1,0 +1,70 @@
+import { describe, expect, it } from 'vitest';
+import { RouterError } from './errors.js';
+import { TokenBucket } from './token-bucket.js';
+import { decodeToken, encodeToken, laterToken } from './tokens.js';
+import { TopologyStore } from './topology-store.js';
+import { createEvent, type Topology } from '@pgreplica/protocol';
+
+describe('consistency tokens', () => {
+  it('round-trips and orders by LSN', () => {
+    const token = encodeToken({ epoch: 3, lsn: '16/b374d848' });
+    expect(token).toBe('v1.3.16/B374D848');
+    expect(decodeToken(token)).toEqual({ epoch: 3, lsn: '16/B374D848' });
+    expect(laterToken({ epoch: 1, lsn: '1/0' }, { epoch: 2, lsn: '0/FFFFFFFF' })).toEqual({ epoch: 1, lsn: '1/0' });
+  });
+
+  it('refuses what is not a token, with a typed error', () => {
+    for (const bad of ['', 'v2.1.0/1', 'v1.x.0/1', 'v1.1.zz', "v1.1.0/1'; DROP TABLE t"]) {
+      expect(() => decodeToken(bad)).toThrow(RouterError);
+    }
+  });
+});
+
+describe('TokenBucket', () => {
+  it('allows a burst, then the rate', () => {
+    let t = 0;
+    const bucket = new TokenBucket(10, 3, () => t);
+    expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, true, false]);
+    expect(bucket.msUntilNext()).toBeCloseTo(100);
+    t = 100;
+    expect(bucket.tryTake()).toBe(true);
+    expect(bucket.tryTake()).toBe(false);
+  });
+});
+
+describe('TopologyStore', () => {
+  const topology = (epoch: number, primaryId: string): Topology => ({ cluster: 'main', epoch, primaryId, systemIdentifier: '1', nodes: [], observedAt: '2026-01-01T00:00:00.000Z' });
+  const snap = (term: number, seq: number, epoch: number, primaryId: string) => createEvent('snapshot', { topology: topology(epoch, primaryId) }, { cluster: 'main', term, seq, epoch });
+
+  it('applies events in (term, seq) order and drops older ones', () => {
+    const store = new TopologyStore();
+    expect(store.apply(snap(1, 1, 1, 'p1'), 1)).toBe('applied');
+    expect(store.apply(snap(1, 1, 1, 'p2'), 2)).toBe('stale');
+    expect(store.apply(snap(1, 2, 1, 'p2'), 3)).toBe('applied');
+    expect(store.apply(snap(2, 0, 1, 'p3'), 4)).toBe('applied');
+    expect(store.topology?.primaryId).toBe('p3');
+  });
+
+  it('reports a gap so the caller reloads the snapshot', () => {
+    const store = new TopologyStore();
+    store.apply(snap(1, 1, 1, 'p1'), 1);
+    expect(store.apply(snap(1, 5, 1, 'p1'), 2)).toBe('applied-gap');
+  });
+
+  it('never goes back to an older epoch', () => {
+    const store = new TopologyStore();
+    store.apply(snap(1, 1, 3, 'p2'), 1);
+    expect(store.apply(snap(1, 2, 2, 'p1'), 2)).toBe('old-epoch');
+    expect(store.topology?.primaryId).toBe('p2');
+  });
+
+  it('holds writes from switchover.started until primary.changed', () => {
+    const store = new TopologyStore();
+    store.apply(snap(1, 1, 1, 'p1'), 1);
+    store.apply(createEvent('switchover.started', { fromId: 'p1', toId: 'r1', maxWritePauseMs: 5_000 }, { cluster: 'main', term: 1, seq: 2, epoch: 1 }), 2);
+    expect(store.switchover).toMatchObject({ toId: 'r1' });
+    store.apply(createEvent('primary.changed', { fromId: 'p1', toId: 'r1', cause: 'switchover' }, { cluster: 'main', term: 1, seq: 3, epoch: 2 }), 3);
+    expect(store.switchover).toBeNull();
+    expect(store.topology).toMatchObject({ epoch: 2, primaryId: 'r1' });
+  });
+});
