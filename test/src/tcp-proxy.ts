@@ -17,6 +17,9 @@ export class TcpProxy {
     this.#server = server;
   }
 
+  /** Delay added to every chunk in both directions (a slow, not dead, server). */
+  delayMs = 0;
+
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
     const port = await freePort();
     let proxy: TcpProxy | undefined;
@@ -37,8 +40,14 @@ export class TcpProxy {
           upstream.destroy();
         });
       }
-      client.pipe(upstream);
-      upstream.pipe(client);
+      const forward = (from: Socket, to: Socket) =>
+        from.on('data', (chunk: Buffer) => {
+          const delay = proxy?.delayMs ?? 0;
+          if (delay > 0) setTimeout(() => to.write(chunk), delay);
+          else to.write(chunk);
+        });
+      forward(client, upstream);
+      forward(upstream, client);
     });
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     proxy = new TcpProxy(port, server);

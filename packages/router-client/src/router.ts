@@ -334,10 +334,16 @@ export class Router extends EventEmitter<RouterEventMap> {
 
   async #exec<R extends pg.QueryResultRow>(node: NodeState, role: 'primary' | 'replica', reason: RouteReason, sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
     const stats = this.#statsOf(node.id);
-    const started = performance.now();
+    let started = performance.now();
     stats.inFlight++;
+    let client: pg.PoolClient | undefined;
     try {
-      const result = await this.#pools.pool(node).query<R>(sql, params);
+      client = await this.#pools.pool(node).connect();
+      // Latency is the statement's: opening a connection is not the node being slow.
+      started = performance.now();
+      const result = await client.query<R>(sql, params);
+      client.release();
+      client = undefined;
       const ms = performance.now() - started;
       stats.record(ms, true, Date.now());
       this.metrics.queries.inc({ node: node.id, role, outcome: 'ok', reason });
@@ -345,6 +351,7 @@ export class Router extends EventEmitter<RouterEventMap> {
       return result;
     } catch (err) {
       const connection = isConnectionError(err);
+      client?.release(connection ? (err as Error) : undefined);
       stats.record(performance.now() - started, !connection, Date.now());
       if (!connection) stats.failed++;
       this.metrics.queries.inc({ node: node.id, role, outcome: connection ? 'connection-error' : 'sql-error', reason });
