@@ -57,6 +57,11 @@ export class PoolSet {
       application_name: this.#connection.applicationName ?? 'pgreplica-router',
     });
     pool.on('error', (err) => this.#onError(err, node.id));
+    // pg emits 'error' on a client whose connection dies even when the query in
+    // flight already received that error; a checked-out client has no pool
+    // listener then, and an unheard 'error' would crash the host. The query's
+    // own rejection is what reports it.
+    pool.on('connect', (client) => client.on('error', () => {}));
     this.#pools.set(node.id, { pool, host: node.host, port: node.port });
     return pool;
   }
