@@ -11,11 +11,12 @@ import { parseArgs } from 'node:util';
 import { busFanout } from './benchmarks/bus-fanout.js';
 import { monitorProbe } from './benchmarks/monitor-probe.js';
 import { replicationLag } from './benchmarks/replication-lag.js';
+import { routerBench } from './benchmarks/router.js';
 import { sandboxStartup } from './benchmarks/sandbox-startup.js';
 import type { Benchmark, Figure } from './types.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout];
+const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench];
 
 const resultsDir = join(dirname(dirname(fileURLToPath(import.meta.url))), 'results');
 
