@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createRouter, type Router } from '@pgreplica/router-client';
-import { databaseHealth, healthHandler, pgreplicaMiddleware, readToken, TOKEN_HEADER } from '@pgreplica/router-client/http';
+import { type databaseHealth, healthHandler, pgreplicaMiddleware, readToken, TOKEN_HEADER } from '@pgreplica/router-client/http';
 import { freePort, type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { portMap, routerSees } from './router-fixture.js';
