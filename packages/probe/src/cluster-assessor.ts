@@ -257,8 +257,9 @@ export class ClusterAssessor {
       tags: [...spec.tags],
       lagBytes: record.lagBytes,
       lagMs: record.lagMs === null ? null : Math.round(record.lagMs),
-      replayLsn: record.sample?.replayLsn ?? null,
-      receiveLsn: record.sample?.receiveLsn ?? null,
+      // For a primary, its current WAL position (the last one seen, once it is gone).
+      replayLsn: (record.sample?.inRecovery === false ? record.sample.currentLsn : record.sample?.replayLsn) ?? null,
+      receiveLsn: (record.sample?.inRecovery === false ? record.sample.currentLsn : record.sample?.receiveLsn) ?? null,
       timeline: record.sample?.timeline ?? null,
       lastCheckAt: record.lastCheckAt?.toISOString() ?? null,
       since: record.health.since.toISOString(),

@@ -5,6 +5,7 @@ export type { ProtocolErrorCode } from './errors.js';
 export { BUS_EVENT_TYPES, busEventSchema, isGap, isNewerPosition, PROTOCOL_VERSION } from './events.js';
 export type { BusEvent, BusEventOf, BusEventPayload, BusEventType, EnvelopeFields, EventPosition } from './events.js';
 export {
+  fenceJobSchema,
   JOB_NAMES,
   JOB_SCHEMAS,
   jobId,
@@ -14,7 +15,7 @@ export {
   slotCleanupJobSchema,
   switchoverJobSchema,
 } from './jobs.js';
-export type { JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob } from './jobs.js';
+export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob } from './jobs.js';
 export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN } from './keys.js';
 export type { BusKeys } from './keys.js';
 export { bigIntToLsn, compareLsn, isLsn, lsnDiffBytes, lsnToBigInt } from './lsn.js';

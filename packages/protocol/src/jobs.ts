@@ -4,7 +4,7 @@ import { z } from 'zod';
 export const REMEDIATION_QUEUE = 'remediation';
 
 /** Job names the worker understands. */
-export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint'] as const;
+export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint', 'fence'] as const;
 /** @see JOB_NAMES */
 export type JobName = (typeof JOB_NAMES)[number];
 
@@ -58,12 +58,23 @@ export const repointJobSchema = z.strictObject({
 /** @see repointJobSchema */
 export type RepointJob = z.infer<typeof repointJobSchema>;
 
+/** Payload of `fence`: make a writable node that is not the primary of the epoch refuse writes. */
+export const fenceJobSchema = z.strictObject({
+  cluster: z.string(),
+  epoch: z.number().int().min(0),
+  nodeId: z.string(),
+  reason: z.string(),
+});
+/** @see fenceJobSchema */
+export type FenceJob = z.infer<typeof fenceJobSchema>;
+
 /** Payload type of each job name. */
 export interface JobPayloadMap {
   'slot-cleanup': SlotCleanupJob;
   promote: PromoteJob;
   switchover: SwitchoverJob;
   repoint: RepointJob;
+  fence: FenceJob;
 }
 
 /** Schema of each job name's payload. */
@@ -72,6 +83,7 @@ export const JOB_SCHEMAS = {
   promote: promoteJobSchema,
   switchover: switchoverJobSchema,
   repoint: repointJobSchema,
+  fence: fenceJobSchema,
 } as const satisfies { [K in JobName]: z.ZodType<JobPayloadMap[K]> };
 
 /**

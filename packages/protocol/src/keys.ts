@@ -27,6 +27,16 @@ export interface BusKeys {
   readonly primary: string;
   /** Flag that, while set, stops all automatic remediation. */
   readonly paused: string;
+  /** Counter allocating `seq` within a term: every publisher of a term shares it. */
+  seq(term: number): string;
+  /** Time (ms) of the last automatic failover, for the anti-flapping window. */
+  readonly lastFailover: string;
+  /** Lock held by the worker while it changes the primary (with a fencing token). */
+  readonly changeLock: string;
+  /** Counter issuing fencing tokens for {@link BusKeys.changeLock}. */
+  readonly fence: string;
+  /** Progress of the promotion of one epoch, so a restarted worker resumes instead of promoting twice. */
+  promotion(epoch: number): string;
   /** Prefix for BullMQ queues, hash-tagged like the rest. */
   readonly queuePrefix: string;
 }
@@ -46,6 +56,11 @@ export function busKeys(cluster: string): BusKeys {
     term: `${base}:term`,
     epoch: `${base}:epoch`,
     primary: `${base}:primary`,
+    seq: (term: number) => `${base}:seq:${term}`,
+    lastFailover: `${base}:last-failover`,
+    changeLock: `${base}:lock:change`,
+    fence: `${base}:fence`,
+    promotion: (epoch: number) => `${base}:promotion:e${epoch}`,
     paused: `${base}:paused`,
     queuePrefix: base,
   });

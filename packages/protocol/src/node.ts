@@ -58,7 +58,9 @@ export const nodeStateSchema = z.strictObject({
   lagBytes: z.number().nullable(),
   /** Age of the newest replicated heartbeat on this node. */
   lagMs: z.number().nullable(),
+  /** Replayed position; for a primary, its current WAL position (last seen). */
   replayLsn: lsn.nullable(),
+  /** Received position; for a primary, its current WAL position (last seen). */
   receiveLsn: lsn.nullable(),
   timeline: z.number().int().nullable(),
   lastCheckAt: isoTime.nullable(),

@@ -22,12 +22,27 @@ if ARGV[5] == '1' then redis.call('SET', KEYS[3], ARGV[3]) end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
+/** Publish without a lease (the worker, the CLI): KEYS: stream. ARGV: channel, event, maxlen. */
+const UNFENCED_PUBLISH = `
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[2])
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 1`;
+
+/** Allocate the next seq of a term. KEYS: seq counter. Expires a day after the term's last event. */
+const NEXT_SEQ = `
+local s = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], 86400000)
+return s`;
+
 /** Result of one publish attempt. */
 export type PublishOutcome = 'published' | 'not-leader';
 
 /**
  * Numbers and publishes bus events: `(term, seq)` with seq growing by one per
- * event in a term, the current epoch, HMAC signature when a key is set.
+ * event in a term — from a Redis counter every publisher of the term shares
+ * (the monitor leader, the worker, the CLI) — the current epoch, and an HMAC
+ * signature when a key is set. The leader publishes fenced by its lease;
+ * others (`fenced: false`) publish under the current term.
  */
 export class BusPublisher {
   readonly #redis: Redis | Cluster;
@@ -36,25 +51,31 @@ export class BusPublisher {
   readonly #instanceId: string;
   readonly #key: string | undefined;
   readonly #streamMaxLen: number;
+  readonly #fenced: boolean;
   #term = 0;
-  #seq = 0;
 
-  constructor(options: { redis: Redis | Cluster; keys: BusKeys; cluster: string; instanceId: string; key: string | undefined; streamMaxLen: number }) {
+  constructor(options: {
+    redis: Redis | Cluster;
+    keys: BusKeys;
+    cluster: string;
+    instanceId: string;
+    key: string | undefined;
+    streamMaxLen: number;
+    /** @default true: publish only while holding the lease */
+    fenced?: boolean;
+  }) {
     this.#redis = options.redis;
     this.#keys = options.keys;
     this.#cluster = options.cluster;
     this.#instanceId = options.instanceId;
     this.#key = options.key;
     this.#streamMaxLen = options.streamMaxLen;
-    this.#redis.defineCommand?.('pgreplicaFencedPublish', { numberOfKeys: 3, lua: FENCED_PUBLISH });
+    this.#fenced = options.fenced ?? true;
   }
 
-  /** Starts a new term (after winning the lease): seq restarts at 0. */
+  /** Starts a new term (after winning the lease). */
   setTerm(term: number): void {
-    if (term !== this.#term) {
-      this.#term = term;
-      this.#seq = 0;
-    }
+    this.#term = term;
   }
 
   get term(): number {
@@ -63,27 +84,24 @@ export class BusPublisher {
 
   /** Publishes one event. Throws when Redis fails (the caller counts it; the next snapshot repairs). */
   async publish<T extends BusEventType>(type: T, payload: BusEventPayload<T>, epoch: number): Promise<{ outcome: PublishOutcome; event: BusEventOf<T> }> {
-    const event = createEvent(type, payload, {
-      cluster: this.#cluster,
-      term: this.#term,
-      seq: this.#seq + 1,
-      epoch,
-      key: this.#key,
-    });
-    const run = (this.#redis as unknown as { pgreplicaFencedPublish: (...args: (string | number)[]) => Promise<number> }).pgreplicaFencedPublish;
-    const published = await run.call(
-      this.#redis,
-      this.#keys.leader,
-      this.#keys.stream,
-      this.#keys.topology,
-      this.#instanceId,
-      this.#keys.events,
-      encodeEvent(event),
-      this.#streamMaxLen,
-      type === 'snapshot' ? '1' : '0',
-    );
-    if (published !== 1) return { outcome: 'not-leader', event };
-    this.#seq += 1;
-    return { outcome: 'published', event };
+    const term = this.#fenced ? this.#term : Number((await this.#redis.get(this.#keys.term)) ?? 0);
+    const seq = Number(await this.#redis.eval(NEXT_SEQ, 1, this.#keys.seq(term)));
+    const event = createEvent(type, payload, { cluster: this.#cluster, term, seq, epoch, key: this.#key });
+    const encoded = encodeEvent(event);
+    const published = this.#fenced
+      ? await this.#redis.eval(
+          FENCED_PUBLISH,
+          3,
+          this.#keys.leader,
+          this.#keys.stream,
+          this.#keys.topology,
+          this.#instanceId,
+          this.#keys.events,
+          encoded,
+          this.#streamMaxLen,
+          type === 'snapshot' ? '1' : '0',
+        )
+      : await this.#redis.eval(UNFENCED_PUBLISH, 1, this.#keys.stream, this.#keys.events, encoded, this.#streamMaxLen);
+    return { outcome: published === 1 ? 'published' : 'not-leader', event };
   }
 }

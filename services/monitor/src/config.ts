@@ -101,6 +101,42 @@ export const configFileSchema = z
       })
       .prefault({}),
     leader: z.strictObject({ leaseTtlMs: ms('leader.leaseTtlMs').min(1_000).default(5_000) }).prefault({}),
+    /** Settings only pgreplica-worker reads (the two programs share one file). */
+    worker: z
+      .strictObject({
+        http: z.strictObject({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(9188) }).prefault({}),
+        /** Role replicas stream as, written into primary_conninfo when the worker repoints them. */
+        replication: z
+          .strictObject({
+            user: z.string().min(1).default('replicator'),
+            passwordEnv: z.string().min(1).default('PGREPLICA_REPLICATION_PASSWORD'),
+            passwordFile: z.string().min(1).optional(),
+          })
+          .prefault({}),
+        /**
+         * Shell commands for what needs host access (never an implied SSH). Each gets
+         * PGREPLICA_NODE_ID, PGREPLICA_NODE_HOST, PGREPLICA_NODE_PORT and, where it applies,
+         * PGREPLICA_PRIMARY_ID, PGREPLICA_PRIMARY_HOST, PGREPLICA_PRIMARY_PORT in its environment.
+         */
+        hooks: z
+          .strictObject({
+            /** Fence a node (stop it, cut its network…). Without it, fencing is soft: read-only + sessions terminated. */
+            fence: z.string().min(1).optional(),
+            /** Stop the old primary during a switchover (so its last WAL reaches the candidate). */
+            stop: z.string().min(1).optional(),
+            /** Make the old primary a replica of the new one and start it (switchover; pg_rewind where needed). */
+            rejoin: z.string().min(1).optional(),
+            timeoutMs: ms('worker.hooks.timeoutMs').default(60_000),
+          })
+          .prefault({}),
+        /** At most one automatic failover per window. */
+        flapWindowMs: ms('worker.flapWindowMs').default(10 * 60_000),
+        /** How long a candidate may take to replay what it received (failover) or the old primary's last LSN (switchover). */
+        catchupTimeoutMs: ms('worker.catchupTimeoutMs').default(30_000),
+        /** How long repointed replicas may take to stream from the new primary. */
+        repointTimeoutMs: ms('worker.repointTimeoutMs').default(30_000),
+      })
+      .prefault({}),
     http: z
       .strictObject({
         host: z.string().min(1).default('127.0.0.1'),
@@ -139,6 +175,8 @@ export interface MonitorConfig extends ConfigFile {
   httpToken: string | undefined;
   /** CA certificate contents when `database.ssl.caFile` is set. */
   databaseCa: string | undefined;
+  /** Password of the replication role (worker: repointing); never logged. */
+  replicationPassword: string | undefined;
 }
 
 /** A configuration that cannot be used; `issues` names each field and the fix. */
@@ -237,6 +275,10 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
   const busKey = file.bus.keyFile ? readSecretFile(file.bus.keyFile, 'bus.keyFile', issues) : nonEmpty(env[file.bus.keyEnv]);
   if (busKey !== undefined && busKey.length < 16) issues.push(`bus key: must be at least 16 characters (set ${file.bus.keyEnv} or bus.keyFile)`);
   const databaseCa = file.database.ssl?.caFile ? readSecretFile(file.database.ssl.caFile, 'database.ssl.caFile', issues) : undefined;
+  const replication = file.worker.replication;
+  const replicationPassword = replication.passwordFile
+    ? readSecretFile(replication.passwordFile, 'worker.replication.passwordFile', issues)
+    : nonEmpty(env[replication.passwordEnv]);
   if (issues.length > 0) throw new ConfigError(source, issues);
   return Object.freeze({
     ...file,
@@ -245,6 +287,7 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
     busKey,
     httpToken: nonEmpty(env[file.http.tokenEnv]),
     databaseCa,
+    replicationPassword,
   });
 }
 

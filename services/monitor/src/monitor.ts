@@ -408,6 +408,16 @@ export class Monitor {
       }
     }
     if (!this.#authority || primaryId === null) return;
+    // A writable node that is not the primary of the epoch (a returning old
+    // primary, a replica promoted by hand): have the worker fence it.
+    for (const node of round.nodes) {
+      if (node.reason !== 'second-primary') continue;
+      await this.#enqueue(
+        'fence',
+        { cluster: this.config.cluster, epoch, nodeId: node.id, reason: `writable, but the primary of epoch ${epoch} is ${primaryId}` },
+        jobId('fence', { cluster: this.config.cluster, epoch, nodeId: node.id }),
+      );
+    }
     const primary = round.nodes.find((n) => n.id === primaryId);
     const decision = decideFailover({
       primary,

@@ -10,7 +10,8 @@ export interface NodeLoopHooks {
 }
 
 const MISSING_TABLE = new Set(['42P01', '3F000']);
-const NO_WRITE_RIGHTS = new Set(['42501', '25006']);
+// 42501: no privilege (permanent). 25006 (read-only) is transient: a primary being switched over.
+const NO_WRITE_RIGHTS = new Set(['42501']);
 
 /**
  * Probes one node on its own schedule, so a hung node never delays the
