@@ -12,5 +12,5 @@ export { freePort } from './ports.js';
 export { isAlive, processTree } from './process-tree.js';
 export { RedisServer } from './redis-server.js';
 export { DEFAULT_SANDBOX_OPTIONS, MAX_REPLICAS, Sandbox, startSandbox } from './sandbox.js';
-export type { ReplicationRow, SandboxOptions } from './sandbox.js';
+export type { ReplicationRow, SandboxOptions, SandboxState } from './sandbox.js';
 export { formatStatus } from './status.js';

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { chownSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { SandboxError } from './errors.js';
@@ -184,6 +184,35 @@ export class PostgresNode {
   /** Resumes WAL replay on a replica. */
   async resumeReplay(): Promise<void> {
     await this.query('SELECT pg_wal_replay_resume()');
+  }
+
+  /**
+   * Makes this (old primary) a replica of `primary`: clean stop, `pg_rewind`
+   * against the new primary (a no-op when not needed), standby.signal,
+   * primary_conninfo and slot in postgresql.auto.conf (and any read-only
+   * fencing setting removed), start. What a switchover's rejoin hook does.
+   */
+  async rejoin(primary: { host: string; port: number }, replication: { user: string; password: string }, slotName = this.id): Promise<void> {
+    await this.stop('fast');
+    const { name, password } = this.#ctx.superuser;
+    await runCommand(
+      join(this.#ctx.pgBinDir, 'pg_rewind'),
+      ['--target-pgdata', this.dataDir, '--source-server', `host=${primary.host} port=${primary.port} user=${name} dbname=${this.#ctx.database}`],
+      { user: this.#ctx.user, env: { PGPASSWORD: password }, timeoutMs: 120_000 },
+    );
+    const auto = join(this.dataDir, 'postgresql.auto.conf');
+    const kept = readFileSync(auto, 'utf8')
+      .split('\n')
+      .filter((line) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only|recovery_target_timeline)\s*=/.test(line));
+    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} password=${replication.password} application_name=${this.id}`;
+    kept.push(`primary_conninfo = '${conninfo.replaceAll("'", "''")}'`, `primary_slot_name = '${slotName}'`, "recovery_target_timeline = 'latest'", '');
+    writeFileSync(auto, kept.join('\n'));
+    writeFileSync(join(this.dataDir, 'standby.signal'), '');
+    if (this.#ctx.user.switchUser) {
+      chownSync(auto, this.#ctx.user.uid, this.#ctx.user.gid);
+      chownSync(join(this.dataDir, 'standby.signal'), this.#ctx.user.uid, this.#ctx.user.gid);
+    }
+    await this.start();
   }
 
   /** Whether the server is in recovery (a replica). */

@@ -58,6 +58,19 @@ export const DEFAULT_SANDBOX_OPTIONS = {
 /** Upper bound on replicas, so a typo cannot fork a hundred servers. */
 export const MAX_REPLICAS = 8;
 
+/** What `writeStateFile()` records for the hook program. */
+export interface SandboxState {
+  baseDir: string;
+  pgBinDir: string;
+  user: NodeContext['user'];
+  logDir: string;
+  socketDir: string;
+  superuser: { name: string; password: string };
+  database: string;
+  replicationUser: { name: string; password: string };
+  nodes: { id: string; port: number; dataDir: string }[];
+}
+
 /** One row of {@link Sandbox.replicationStatus}. */
 export interface ReplicationRow {
   /** Node id (= slot name = application_name). */
@@ -93,6 +106,7 @@ export class Sandbox {
   /** Replication role; its password is needed to seed more replicas by hand. */
   readonly replicationUser: { name: string; password: string };
   readonly #reaper: ChildProcess;
+  readonly #ctx: NodeContext;
   #stopping: Promise<void> | undefined;
 
   /** @internal use {@link startSandbox} */
@@ -104,6 +118,7 @@ export class Sandbox {
     redis: RedisServer | null;
     replicationUser: { name: string; password: string };
     reaper: ChildProcess;
+    ctx: NodeContext;
   }) {
     this.baseDir = init.baseDir;
     this.binaries = init.binaries;
@@ -112,6 +127,30 @@ export class Sandbox {
     this.redis = init.redis;
     this.replicationUser = init.replicationUser;
     this.#reaper = init.reaper;
+    this.#ctx = init.ctx;
+  }
+
+  /**
+   * Writes `<baseDir>/state.json` (mode 600; secrets included, loopback
+   * sandbox only) for the hook program `pgreplica-sandbox-hook`, and returns
+   * its path: point PGREPLICA_SANDBOX_STATE at it in the worker's environment.
+   */
+  writeStateFile(): string {
+    const path = join(this.baseDir, 'state.json');
+    const node = this.primary.connectionConfig;
+    const state: SandboxState = {
+      baseDir: this.baseDir,
+      pgBinDir: this.binaries.pgBinDir,
+      user: this.#ctx.user,
+      logDir: this.#ctx.logDir,
+      socketDir: this.#ctx.socketDir,
+      superuser: { name: String(node.user), password: String(node.password) },
+      database: String(node.database),
+      replicationUser: this.replicationUser,
+      nodes: this.nodes.map((n) => ({ id: n.id, port: n.port, dataDir: n.dataDir })),
+    };
+    writeFileSync(path, JSON.stringify(state), { mode: 0o600 });
+    return path;
   }
 
   /** Every PostgreSQL node, primary first. */
@@ -378,7 +417,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       writeManifest(manifest);
     }
 
-    const sandbox = new Sandbox({ baseDir, binaries, primary, replicas, redis, replicationUser, reaper });
+    const sandbox = new Sandbox({ baseDir, binaries, primary, replicas, redis, replicationUser, reaper, ctx });
     await sandbox.waitForStreaming();
     return sandbox;
   }

@@ -378,7 +378,8 @@ export class Monitor {
     if (this.#enqueued.has(id)) return;
     this.#enqueued.add(id);
     try {
-      await this.#queue!.add(name, payload, { jobId: id, attempts: name === 'promote' ? 1 : 3, backoff: { type: 'exponential', delay: 1_000 } });
+      // Every job re-checks its preconditions when it runs and is idempotent: safe to retry with back-off.
+      await this.#queue!.add(name, payload, { jobId: id, attempts: 5, backoff: { type: 'exponential', delay: 1_000 } });
       this.metrics.jobsEnqueued.inc({ job: name });
       this.#logger.info({ job: name, jobId: id }, 'remediation job enqueued');
     } catch (err) {

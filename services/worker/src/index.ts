@@ -1,0 +1,18 @@
+export { ClusterAccess } from './cluster-access.js';
+export type { NodeAddress } from './cluster-access.js';
+export type { JobContext } from './context.js';
+export { Coordination } from './coordination.js';
+export { runHook } from './hooks.js';
+export type { HookResult } from './hooks.js';
+export { fence } from './jobs/fence.js';
+export type { FenceResult } from './jobs/fence.js';
+export { promote } from './jobs/promote.js';
+export type { PromoteResult } from './jobs/promote.js';
+export { slotCleanup } from './jobs/slot-cleanup.js';
+export type { SlotCleanupResult } from './jobs/slot-cleanup.js';
+export { switchover } from './jobs/switchover.js';
+export type { SwitchoverResult } from './jobs/switchover.js';
+export { RemediationWorker } from './remediation-worker.js';
+export type { RemediationWorkerOptions, WorkerStatus } from './remediation-worker.js';
+export { repoint } from './repoint.js';
+export type { RepointOutcome } from './repoint.js';

@@ -1,0 +1,231 @@
+import type { NodeSample } from '@pgreplica/probe';
+import { compareLsn, lsnDiffBytes, type PromoteJob, parseEvent } from '@pgreplica/protocol';
+import { UnrecoverableError } from 'bullmq';
+import { sampleOf } from '../cluster-access.js';
+import { checkAbort, type JobContext, waitUntil } from '../context.js';
+import { nodeEnv, runHook } from '../hooks.js';
+import { repoint, type RepointOutcome } from '../repoint.js';
+
+/** What a promote job did. */
+export interface PromoteResult {
+  outcome: 'promoted' | 'already-done' | 'aborted' | 'suppressed';
+  epoch: number;
+  primaryId: string | null;
+  reason?: string;
+  lostBytes?: number | null;
+  repointed?: RepointOutcome[];
+  phasesMs?: Record<string, number>;
+}
+
+/** How long the change lock lives without renewal; renewed between phases. */
+const LOCK_TTL_MS = 30_000;
+
+/** The last position the monitor saw on the old primary (its snapshot keeps it in replayLsn). */
+async function lastOldPrimaryLsn(ctx: JobContext, primaryId: string): Promise<string | null> {
+  const raw = await ctx.coordination.snapshotRaw();
+  if (!raw) return null;
+  const parsed = parseEvent(raw, { cluster: ctx.config.cluster, key: ctx.config.busKey });
+  if (!parsed.ok || parsed.event.type !== 'snapshot') return null;
+  return parsed.event.topology.nodes.find((n) => n.id === primaryId)?.replayLsn ?? null;
+}
+
+/**
+ * Failover. Runs only if, checked now by the worker itself, the primary of
+ * the job's epoch is unreachable and no reachable replica still streams from
+ * it (witnesses). Picks the most advanced received LSN within
+ * `maxLagOnFailoverBytes` (ties by priority, never `nofailover`), runs the
+ * fence hook if any, waits for the candidate to replay what it received,
+ * promotes it, moves the primary record to it with an epoch bump
+ * (compare-and-set: one promotion per epoch), publishes primary.changed,
+ * repoints the other replicas and reports the lost range and phase times.
+ * A re-delivered job (worker killed mid-way) resumes from its recorded
+ * progress instead of promoting again.
+ */
+export async function promote(job: PromoteJob, ctx: JobContext): Promise<PromoteResult> {
+  const started = Date.now();
+  const phasesMs: Record<string, number> = { detect: Math.max(0, started - Date.parse(job.detectedAt)) };
+  const record = await ctx.coordination.primaryRecord();
+  if (!record) throw new UnrecoverableError('no primary record on the bus: the monitor has not recorded a primary yet');
+  if (record.epoch > job.epoch) {
+    return { outcome: 'already-done', epoch: record.epoch, primaryId: record.primaryId, reason: `epoch ${job.epoch} already ended (now ${record.epoch}, primary ${record.primaryId})` };
+  }
+  if (record.epoch < job.epoch) throw new UnrecoverableError(`job for epoch ${job.epoch}, but the bus is at epoch ${record.epoch}`);
+  if (record.primaryId !== job.failedPrimaryId) throw new UnrecoverableError(`job says ${job.failedPrimaryId} failed, but the primary of epoch ${record.epoch} is ${record.primaryId}`);
+
+  const suppress = async (reason: 'paused' | 'flap-window', detail: string): Promise<PromoteResult> => {
+    await ctx.publish('failover.suppressed', { failedPrimaryId: job.failedPrimaryId, reason, detail, inputs: { jobEpoch: job.epoch } }, record.epoch);
+    ctx.logger.warn({ reason, detail }, 'failover suppressed');
+    return { outcome: 'suppressed', epoch: record.epoch, primaryId: record.primaryId, reason: detail };
+  };
+  if (job.automatic && (await ctx.coordination.paused())) return suppress('paused', 'automatic remediation is paused (pgreplica resume)');
+  if (job.automatic) {
+    const last = await ctx.coordination.lastFailoverAt();
+    if (last !== null && Date.now() - last < ctx.config.worker.flapWindowMs) {
+      return suppress('flap-window', `an automatic failover ran ${Date.now() - last} ms ago; at most one per ${ctx.config.worker.flapWindowMs} ms (promote by hand to override)`);
+    }
+  }
+
+  const lock = await ctx.coordination.lock(LOCK_TTL_MS);
+  // Busy: another job changes the primary; retried with back-off (this job re-checks everything then).
+  if (!lock) throw new Error('the cluster change lock is held by another job');
+  try {
+    const abort = async (reason: string, inputs: Record<string, unknown>): Promise<PromoteResult> => {
+      await ctx.publish('failover.aborted', { failedPrimaryId: job.failedPrimaryId, reason, inputs }, record.epoch);
+      ctx.logger.warn({ reason, inputs }, 'failover aborted; nothing changed');
+      return { outcome: 'aborted', epoch: record.epoch, primaryId: record.primaryId, reason };
+    };
+    const oldPrimary = ctx.cluster.node(job.failedPrimaryId);
+    const progress = await ctx.coordination.promotionProgress(record.epoch);
+    const probes = await ctx.cluster.probeAll();
+    const lastOld = await lastOldPrimaryLsn(ctx, oldPrimary.id);
+    let candidateId: string;
+    let startLsn: string | undefined;
+    let inputs: Record<string, unknown>;
+
+    const resumed = progress !== null && sampleOf(probes.get(progress.candidateId))?.inRecovery === false;
+    if (progress && resumed) {
+      // Killed after promoting: finish the job, do not promote anything else.
+      candidateId = progress.candidateId;
+      startLsn = progress.startLsn ?? sampleOf(probes.get(candidateId))?.currentLsn ?? undefined;
+      inputs = { resumed: true, progress };
+      ctx.logger.warn({ candidateId }, 'resuming a promotion that already happened');
+    } else {
+      const primarySample = sampleOf(probes.get(oldPrimary.id));
+      const observations = ctx.cluster.nodes
+        .filter((n) => n.id !== oldPrimary.id)
+        .map((n) => {
+          const s = sampleOf(probes.get(n.id));
+          const receiver = s?.walReceiver ?? null;
+          const ageMs = receiver?.lastMsgReceiptAt ? Date.now() - receiver.lastMsgReceiptAt.getTime() : null;
+          const cascading = receiver !== null && ctx.cluster.nodes.some((o) => o.id !== oldPrimary.id && o.host === receiver.senderHost && o.port === receiver.senderPort);
+          return {
+            nodeId: n.id,
+            reachable: s !== null,
+            inRecovery: s?.inRecovery ?? null,
+            receiveLsn: s?.receiveLsn ?? null,
+            replayLsn: s?.replayLsn ?? null,
+            receiver: receiver?.status ?? null,
+            lastMessageAgeMs: ageMs,
+            streamingFromPrimary: receiver?.status === 'streaming' && !cascading && ageMs !== null && ageMs <= ctx.config.failover.witnessFreshMs,
+          };
+        });
+      inputs = { epoch: record.epoch, oldPrimary: oldPrimary.id, lastOldPrimaryLsn: lastOld, primaryReachable: primarySample !== null, observations };
+      if (primarySample && !primarySample.inRecovery) return abort('primary-reachable: the worker reaches the primary, which takes writes', inputs);
+      const witnesses = observations.filter((o) => o.streamingFromPrimary).map((o) => o.nodeId);
+      if (witnesses.length > 0) return abort(`replica-still-streaming: ${witnesses.join(', ')} still stream(s) from the primary`, inputs);
+
+      const eligible = observations.filter((o) => {
+        const node = ctx.cluster.node(o.nodeId);
+        return o.reachable && o.inRecovery === true && o.receiveLsn !== null && !node.tags.includes('nofailover');
+      });
+      const best = eligible.reduce<string | null>((max, o) => (max === null || compareLsn(o.receiveLsn!, max) > 0 ? o.receiveLsn! : max), null);
+      const reference = lastOld && best && compareLsn(lastOld, best) > 0 ? lastOld : best;
+      const qualified = eligible
+        .filter((o) => reference === null || lsnDiffBytes(reference, o.receiveLsn!) <= job.maxLagOnFailoverBytes)
+        .sort((a, b) => compareLsn(b.receiveLsn!, a.receiveLsn!) || ctx.cluster.node(a.nodeId).priority - ctx.cluster.node(b.nodeId).priority);
+      inputs = { ...inputs, reference, qualified: qualified.map((q) => q.nodeId) };
+      const chosen = job.candidateId ? qualified.find((q) => q.nodeId === job.candidateId) : qualified[0];
+      if (!chosen) {
+        return abort(
+          job.candidateId
+            ? `no-candidate: ${job.candidateId} does not qualify (unreachable, not a replica, nofailover, or more than ${job.maxLagOnFailoverBytes} bytes behind)`
+            : `no-candidate: no reachable replica within ${job.maxLagOnFailoverBytes} bytes of ${reference ?? 'the primary'}`,
+          inputs,
+        );
+      }
+      candidateId = chosen.nodeId;
+      phasesMs.decide = Date.now() - started;
+      await ctx.publish('failover.started', { failedPrimaryId: oldPrimary.id, candidateId, automatic: job.automatic }, record.epoch);
+      if (job.dryRun) return { outcome: 'aborted', epoch: record.epoch, primaryId: record.primaryId, reason: `dry run: would promote ${candidateId}` };
+
+      // Fence the old primary if a hook can (it is unreachable from here, but may be alive elsewhere).
+      const fenceStarted = Date.now();
+      if (ctx.config.worker.hooks.fence) {
+        checkAbort(ctx, 'fencing the old primary');
+        const run = await runHook(ctx.config.worker.hooks.fence, nodeEnv('NODE', oldPrimary), ctx.config.worker.hooks.timeoutMs);
+        if (run.exitCode !== 0) return abort(`fence-failed: the fence hook exited ${run.exitCode}${run.timedOut ? ' (timed out)' : ''}: ${run.output.trim().slice(-300)}`, inputs);
+        ctx.changed.push(`ran the fence hook for ${oldPrimary.id}`);
+      }
+      phasesMs.fence = Date.now() - fenceStarted;
+      await lock.extend();
+
+      // Replay everything received before promoting: nothing received is thrown away.
+      const catchupStarted = Date.now();
+      await waitUntil(
+        async () => {
+          const [row] = await ctx.cluster.query<{ done: boolean }>(candidateId, 'SELECT pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() AS done');
+          return row?.done === true;
+        },
+        ctx.config.worker.catchupTimeoutMs,
+        ctx.signal,
+      );
+      phasesMs.catchup = Date.now() - catchupStarted;
+
+      checkAbort(ctx, `promoting ${candidateId}`);
+      const promoteStarted = Date.now();
+      await ctx.coordination.setPromotionProgress(record.epoch, { candidateId, phase: 'promoting' });
+      const [before] = await ctx.cluster.query<{ lsn: string }>(candidateId, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
+      startLsn = before?.lsn;
+      const [promoted] = await ctx.cluster.query<{ ok: boolean }>(candidateId, 'SELECT pg_promote(true, 60) AS ok');
+      if (!promoted?.ok) throw new Error(`pg_promote on ${candidateId} did not finish within 60 s`);
+      ctx.changed.push(`promoted ${candidateId}`);
+      const [state] = await ctx.cluster.query<{ recovery: boolean }>(candidateId, 'SELECT pg_is_in_recovery() AS recovery');
+      if (state?.recovery !== false) throw new Error(`${candidateId} is still in recovery after pg_promote`);
+      await ctx.coordination.setPromotionProgress(record.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) });
+      phasesMs.promote = Date.now() - promoteStarted;
+    }
+
+    // Move the primary record (compare-and-set on the epoch: one promotion per epoch).
+    const publishStarted = Date.now();
+    const [identity] = await ctx.cluster.query<{ sysid: string }>(candidateId, 'SELECT system_identifier::text AS sysid FROM pg_control_system()');
+    const next = await ctx.coordination.bumpEpoch(record.epoch, {
+      primaryId: candidateId,
+      systemIdentifier: identity?.sysid ?? record.systemIdentifier,
+      at: new Date().toISOString(),
+      cause: job.automatic ? 'failover' : 'manual',
+    });
+    if (!next) {
+      const now = await ctx.coordination.primaryRecord();
+      return { outcome: 'already-done', epoch: now?.epoch ?? record.epoch, primaryId: now?.primaryId ?? null, reason: 'the epoch moved on meanwhile' };
+    }
+    ctx.changed.push(`primary record: epoch ${next.epoch}, primary ${candidateId}`);
+    await ctx.publish('primary.changed', { fromId: oldPrimary.id, toId: candidateId, cause: job.automatic ? 'failover' : 'manual' }, next.epoch);
+    phasesMs.publish = Date.now() - publishStarted;
+
+    const repointStarted = Date.now();
+    const repointed: RepointOutcome[] = [];
+    const newPrimary = ctx.cluster.node(candidateId);
+    for (const node of ctx.cluster.nodes) {
+      if (node.id === candidateId || node.id === oldPrimary.id) continue;
+      const sample: NodeSample | null = sampleOf(probes.get(node.id));
+      if (!sample?.inRecovery) continue;
+      try {
+        repointed.push(await repoint(node, newPrimary, ctx));
+      } catch (err) {
+        repointed.push({ nodeId: node.id, streaming: false, detail: (err as Error).message });
+      }
+    }
+    phasesMs.repoint = Date.now() - repointStarted;
+    phasesMs.total = Date.now() - started + phasesMs.detect!;
+    if (job.automatic) await ctx.coordination.recordFailover(Date.now());
+
+    const lostBytes = lastOld && startLsn ? Math.max(0, lsnDiffBytes(lastOld, startLsn)) : null;
+    await ctx.publish(
+      'failover.finished',
+      {
+        fromId: oldPrimary.id,
+        toId: candidateId,
+        lastOldPrimaryLsn: lastOld,
+        newPrimaryStartLsn: startLsn ?? '0/0',
+        lostBytes,
+        phasesMs,
+        inputs: { ...inputs, repointed },
+      },
+      next.epoch,
+    );
+    ctx.logger.info({ from: oldPrimary.id, to: candidateId, epoch: next.epoch, lostBytes, phasesMs, repointed }, 'failover finished');
+    return { outcome: 'promoted', epoch: next.epoch, primaryId: candidateId, lostBytes, repointed, phasesMs };
+  } finally {
+    await lock.release().catch(() => {});
+  }
+}

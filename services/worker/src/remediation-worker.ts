@@ -1,0 +1,207 @@
+import type { AddressInfo } from 'node:net';
+import { serve, type ServerType } from '@hono/node-server';
+import { BusPublisher, connectRedis, type MonitorConfig } from '@pgreplica/monitor';
+import { busKeys, type BusKeys, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
+import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { Hono } from 'hono';
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { ClusterAccess } from './cluster-access.js';
+import type { JobContext } from './context.js';
+import { Coordination } from './coordination.js';
+import { fence } from './jobs/fence.js';
+import { promote } from './jobs/promote.js';
+import { slotCleanup } from './jobs/slot-cleanup.js';
+import { switchover } from './jobs/switchover.js';
+import { repoint } from './repoint.js';
+
+/** Lifecycle of a {@link RemediationWorker}. */
+export type WorkerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** BullMQ options of the worker. */
+export interface RemediationWorkerOptions {
+  /** How often BullMQ looks for stalled jobs (a worker that died mid-job). @default 30_000 */
+  stalledIntervalMs?: number;
+  /** Job lock duration; a job whose worker stops renewing it is stalled. @default 30_000 */
+  lockDurationMs?: number;
+}
+
+/**
+ * pgreplica's remediation worker: BullMQ workers on the cluster's queue,
+ * one job at a time (changes to the cluster are serial), every start,
+ * success and failure published on the bus and kept in the job's result.
+ */
+export class RemediationWorker {
+  readonly config: MonitorConfig;
+  readonly keys: BusKeys;
+  readonly registry = new Registry();
+  readonly #logger: Logger;
+  readonly #options: RemediationWorkerOptions;
+  readonly #jobs = new Counter({ name: 'pgreplica_worker_jobs_total', help: 'Remediation jobs by name and outcome.', labelNames: ['job', 'outcome'], registers: [this.registry] });
+  readonly #duration = new Histogram({ name: 'pgreplica_worker_job_duration_seconds', help: 'Duration of remediation jobs.', labelNames: ['job'], buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120], registers: [this.registry] });
+  #status: WorkerStatus = 'idle';
+  #redis: Redis | Cluster | undefined;
+  #bullRedis: Redis | Cluster | undefined;
+  #worker: Worker | undefined;
+  #server: ServerType | undefined;
+  #httpPort = 0;
+  #publisher: BusPublisher | undefined;
+  #coordination: Coordination | undefined;
+  #cluster: ClusterAccess;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(config: MonitorConfig, logger: Logger, options: RemediationWorkerOptions = {}) {
+    this.config = config;
+    this.keys = busKeys(config.cluster);
+    this.#logger = logger;
+    this.#options = options;
+    this.#cluster = new ClusterAccess(config);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  get status(): WorkerStatus {
+    return this.#status;
+  }
+
+  get httpPort(): number {
+    return this.#httpPort;
+  }
+
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    this.#status = 'starting';
+    const name = `pgreplica-worker:${this.config.instanceId}`;
+    this.#redis = connectRedis(this.config, 'command', name);
+    this.#redis.on('error', (err) => this.#logger.debug({ err }, 'redis connection error'));
+    this.#bullRedis = connectRedis(this.config, 'bullmq', `${name}:queue`);
+    this.#bullRedis.on('error', (err) => this.#logger.debug({ err }, 'redis (queue) connection error'));
+    this.#publisher = new BusPublisher({
+      redis: this.#redis,
+      keys: this.keys,
+      cluster: this.config.cluster,
+      instanceId: this.config.instanceId,
+      key: this.config.busKey,
+      streamMaxLen: this.config.bus.streamMaxLen,
+      fenced: false,
+    });
+    this.#coordination = new Coordination(this.#redis, this.keys);
+
+    const app = new Hono();
+    app.get('/health', (c) => c.json({ ok: this.#status === 'running' && this.#worker?.isRunning() === true, status: this.#status }, this.#status === 'running' ? 200 : 503));
+    app.get('/metrics', async (c) => c.text(await this.registry.metrics(), 200, { 'content-type': this.registry.contentType }));
+    const { host, port } = this.config.worker.http;
+    await new Promise<void>((resolve, reject) => {
+      this.#server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
+        this.#httpPort = info.port;
+        resolve();
+      });
+      this.#server.once('error', reject);
+    });
+
+    this.#worker = new Worker(REMEDIATION_QUEUE, (job, _token, signal) => this.#process(job, signal), {
+      connection: this.#bullRedis,
+      prefix: this.keys.queuePrefix,
+      concurrency: 1,
+      stalledInterval: this.#options.stalledIntervalMs ?? 30_000,
+      lockDuration: this.#options.lockDurationMs ?? 30_000,
+      // A re-delivered job re-checks everything and resumes; more than one re-delivery means trouble.
+      maxStalledCount: 1,
+      autorun: true,
+    });
+    this.#worker.on('error', (err) => this.#logger.warn({ err }, 'worker error'));
+    this.#status = 'running';
+    this.#logger.info({ cluster: this.config.cluster, http: `${host}:${this.#httpPort}` }, 'worker started');
+  }
+
+  async #process(job: Job, signal: AbortSignal | undefined): Promise<unknown> {
+    const name = job.name as JobName;
+    const schema = JOB_SCHEMAS[name];
+    if (!schema) throw new UnrecoverableError(`unknown job "${job.name}"`);
+    const parsed = schema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
+    if (parsed.data.cluster !== this.config.cluster) throw new UnrecoverableError(`job for cluster ${parsed.data.cluster}, this worker serves ${this.config.cluster}`);
+    const logger = this.#logger.child({ job: job.name, jobId: job.id, attempt: job.attemptsMade + 1 });
+    const ctx: JobContext = {
+      config: this.config,
+      cluster: this.#cluster,
+      coordination: this.#coordination!,
+      logger,
+      signal,
+      changed: [],
+      publish: async (type, payload, epoch) => {
+        try {
+          await this.#publisher!.publish(type, payload, epoch);
+        } catch (err) {
+          logger.warn({ err, type }, 'cannot publish on the bus');
+        }
+      },
+    };
+    logger.info({ data: job.data }, 'job started');
+    const timer = this.#duration.startTimer({ job: job.name });
+    try {
+      let result: unknown;
+      switch (name) {
+        case 'slot-cleanup':
+          result = await slotCleanup(JOB_SCHEMAS['slot-cleanup'].parse(job.data), ctx);
+          break;
+        case 'promote':
+          result = await promote(JOB_SCHEMAS.promote.parse(job.data), ctx);
+          break;
+        case 'switchover':
+          result = await switchover(JOB_SCHEMAS.switchover.parse(job.data), ctx);
+          break;
+        case 'fence':
+          result = await fence(JOB_SCHEMAS.fence.parse(job.data), ctx);
+          break;
+        case 'repoint': {
+          const data = JOB_SCHEMAS.repoint.parse(job.data);
+          result = await repoint(this.#cluster.node(data.nodeId), this.#cluster.node(data.primaryId), ctx);
+          break;
+        }
+      }
+      this.#jobs.inc({ job: job.name, outcome: 'ok' });
+      logger.info({ result, changed: ctx.changed }, 'job finished');
+      return { result, changed: ctx.changed };
+    } catch (err) {
+      this.#jobs.inc({ job: job.name, outcome: 'failed' });
+      const record = await this.#coordination!.primaryRecord().catch(() => null);
+      await ctx.publish('remediation.failed', { job: job.name, jobId: String(job.id), error: (err as Error).message, changed: ctx.changed }, record?.epoch ?? 0);
+      logger.error({ err, changed: ctx.changed }, 'job failed');
+      if (ctx.changed.length === 0) throw err;
+      // BullMQ keeps the message: make it say exactly what changed before the failure.
+      const message = `${(err as Error).message} (changed before failing: ${ctx.changed.join('; ')})`;
+      throw err instanceof UnrecoverableError ? Object.assign(new UnrecoverableError(message), { cause: err }) : new Error(message, { cause: err });
+    } finally {
+      timer();
+    }
+  }
+
+  /** Stops taking jobs, waits for the running one (bounded by BullMQ), then closes connections. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#starting?.catch(() => {});
+      this.#status = 'stopping';
+      const steps: [string, () => Promise<unknown>][] = [
+        ['worker', async () => this.#worker?.close()],
+        ['http', () => new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))],
+        ['redis', async () => Promise.all([this.#redis?.quit().catch(() => this.#redis?.disconnect()), this.#bullRedis?.quit().catch(() => this.#bullRedis?.disconnect())])],
+      ];
+      for (const [step, run] of steps) {
+        try {
+          await run();
+        } catch (err) {
+          this.#logger.warn({ err, step }, 'shutdown step failed');
+        }
+      }
+      this.#status = 'stopped';
+      this.#logger.info('worker stopped');
+    })();
+    return this.#closing;
+  }
+}
