@@ -18,10 +18,10 @@ export const REDACT_PATHS = [
 ];
 
 /** The process's root logger: JSON to stdout, secrets redacted. */
-export function createLogger(level = process.env.LOG_LEVEL || 'info', destination?: pino.DestinationStream): Logger {
+export function createLogger(level = process.env.LOG_LEVEL || 'info', destination?: pino.DestinationStream, name = 'pgreplica-monitor'): Logger {
   return pino(
     {
-      name: 'pgreplica-monitor',
+      name,
       level,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: { err: pino.stdSerializers.err },

@@ -63,16 +63,22 @@ export class Coordination {
 
   /**
    * Takes the cluster's change lock with a fencing token (a number that grows
-   * with every grant). Null when another holder has it.
+   * with every grant), renewed every third of `ttlMs` until released. Null
+   * when another holder has it.
    */
   async lock(ttlMs: number): Promise<{ token: string; extend(): Promise<boolean>; release(): Promise<void> } | null> {
     const token = String(await this.#redis.incr(this.keys.fence));
     const ok = await this.#redis.set(this.keys.changeLock, token, 'PX', ttlMs, 'NX');
     if (ok !== 'OK') return null;
+    const extend = async () => (await this.#redis.eval(EXTEND, 1, this.keys.changeLock, token, ttlMs)) === 1;
+    // Renewed while held, so a short TTL frees the lock soon after a holder dies.
+    const renew = setInterval(() => void extend().catch(() => {}), Math.max(500, ttlMs / 3));
+    renew.unref();
     return {
       token,
-      extend: async () => (await this.#redis.eval(EXTEND, 1, this.keys.changeLock, token, ttlMs)) === 1,
+      extend,
       release: async () => {
+        clearInterval(renew);
         await this.#redis.eval(RELEASE, 1, this.keys.changeLock, token);
       },
     };

@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     process.stderr.write(`pgreplica-worker: --config is required\n${USAGE}`);
     process.exit(2);
   }
-  const logger = createLogger(undefined).child({ name: 'pgreplica-worker' });
+  const logger = createLogger(undefined, undefined, 'pgreplica-worker');
   let config: ReturnType<typeof loadConfig>;
   try {
     config = loadConfig(configPath);

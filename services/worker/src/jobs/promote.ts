@@ -17,8 +17,8 @@ export interface PromoteResult {
   phasesMs?: Record<string, number>;
 }
 
-/** How long the change lock lives without renewal; renewed between phases. */
-const LOCK_TTL_MS = 30_000;
+/** How long the change lock outlives a worker that died holding it (it is renewed while held). */
+const LOCK_TTL_MS = 10_000;
 
 /** The last position the monitor saw on the old primary (its snapshot keeps it in replayLsn). */
 async function lastOldPrimaryLsn(ctx: JobContext, primaryId: string): Promise<string | null> {

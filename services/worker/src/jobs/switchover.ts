@@ -17,7 +17,7 @@ export interface SwitchoverResult {
   reason?: string;
 }
 
-const LOCK_TTL_MS = 60_000;
+const LOCK_TTL_MS = 10_000;
 
 /**
  * Planned switchover, losing no acknowledged write: routers hold writes

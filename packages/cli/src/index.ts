@@ -1,0 +1,2 @@
+export { buildProgram, CliError, run } from './cli.js';
+export type { CliIo } from './cli.js';
