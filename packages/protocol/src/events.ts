@@ -26,7 +26,7 @@ const envelope = {
 };
 
 /** Durations of each phase of a failover or switchover, in milliseconds. */
-const phasesMs = z.record(z.enum(['detect', 'decide', 'fence', 'catchup', 'promote', 'publish', 'repoint', 'total']), z.number().min(0));
+const phasesMs = z.partialRecord(z.enum(['detect', 'decide', 'fence', 'catchup', 'promote', 'publish', 'repoint', 'total']), z.number().min(0));
 
 /** Inputs a decision was made on (LSNs, lags, what each observer saw), kept for audit. */
 const inputs = z.record(z.string(), z.unknown());

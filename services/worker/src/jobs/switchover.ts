@@ -52,25 +52,28 @@ export async function switchover(job: SwitchoverJob, ctx: JobContext): Promise<S
     const hooks = ctx.config.worker.hooks;
     let target: string;
     checkAbort(ctx, `stopping writes on ${oldPrimary.id}`);
+    // Routers hold new writes from switchover.started; refuse any that still
+    // arrive (25006: certainly not run, so routers retry them on the new
+    // primary), and let write transactions already running finish — never kill them.
+    await ctx.cluster.withClient(oldPrimary.id, async (c) => {
+      await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
+      await c.query('SELECT pg_reload_conf()');
+    });
+    ctx.changed.push(`made ${oldPrimary.id} read-only (default_transaction_read_only)`);
+    await waitUntil(
+      async () =>
+        (await ctx.cluster.query<{ n: number }>(oldPrimary.id, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))[0]!.n === 0,
+      Math.max(500, job.maxWritePauseMs / 4),
+    );
     if (hooks.stop) {
       const run = await runHook(hooks.stop, nodeEnv('NODE', oldPrimary), hooks.timeoutMs);
       if (run.exitCode !== 0) throw new Error(`stop hook failed for ${oldPrimary.id} (exit ${run.exitCode}): ${run.output.trim().slice(-300)}`);
       ctx.changed.push(`stopped ${oldPrimary.id} (stop hook)`);
-      // A stopped primary sent its walsenders everything, shutdown checkpoint included.
+      // A stopping primary's walsenders send everything first, shutdown checkpoint included,
+      // so the candidate ends up with all of the old timeline and the old primary can follow it.
       await waitUntil(async () => (await ctx.cluster.query<{ s: string | null }>(candidate.id, 'SELECT status AS s FROM pg_stat_wal_receiver'))[0]?.s !== 'streaming', 10_000);
       target = (await ctx.cluster.query<{ lsn: string }>(candidate.id, 'SELECT pg_last_wal_receive_lsn()::text AS lsn'))[0]!.lsn;
     } else {
-      await ctx.cluster.withClient(oldPrimary.id, async (c) => {
-        await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-        await c.query('SELECT pg_reload_conf()');
-      });
-      ctx.changed.push(`made ${oldPrimary.id} read-only (default_transaction_read_only)`);
-      // Let write transactions already running finish (routers hold new ones); never kill them.
-      await waitUntil(
-        async () =>
-          (await ctx.cluster.query<{ n: number }>(oldPrimary.id, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))[0]!.n === 0,
-        Math.max(500, job.maxWritePauseMs / 4),
-      );
       target = (await ctx.cluster.query<{ lsn: string }>(oldPrimary.id, 'SELECT pg_current_wal_lsn()::text AS lsn'))[0]!.lsn;
     }
     phasesMs.fence = Date.now() - pauseStarted;
