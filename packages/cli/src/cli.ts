@@ -6,6 +6,7 @@
  * error); 2 bad arguments or configuration; 3 Redis does not answer; 4 no
  * monitor holds the lease / no topology yet; 5 unknown node.
  */
+import { randomUUID } from 'node:crypto';
 import { ConfigError, loadConfig, type MonitorConfig } from '@pgreplica/monitor';
 import {
   type BusEvent,
@@ -278,7 +279,7 @@ export function buildProgram(io: CliIo): Command {
           detectedAt: new Date().toISOString(),
         };
         // Manual jobs get their own id; the worker's compare-and-set on the epoch still allows one promotion per epoch.
-        await runJob(ctx, 'promote', data, `${jobId('promote', { cluster: ctx.config.cluster, epoch: record.epoch })}.manual.${Date.now()}`, o.wait === true, Number(o.timeoutMs));
+        await runJob(ctx, 'promote', data, `${jobId('promote', { cluster: ctx.config.cluster, epoch: record.epoch })}.manual.${randomUUID()}`, o.wait === true, Number(o.timeoutMs));
       }),
     );
 
@@ -300,7 +301,7 @@ export function buildProgram(io: CliIo): Command {
         const pause = Number(o.maxWritePauseMs);
         if (!Number.isInteger(pause) || pause < 0) throw new CliError(2, '--max-write-pause-ms must be a whole number of milliseconds');
         const data = { cluster: ctx.config.cluster, epoch: record.epoch, candidateId: o.to, maxWritePauseMs: pause };
-        await runJob(ctx, 'switchover', data, `switchover.${ctx.config.cluster}.e${record.epoch}.${o.to}.${Date.now()}`, o.wait === true, Number(o.timeoutMs));
+        await runJob(ctx, 'switchover', data, `switchover.${ctx.config.cluster}.e${record.epoch}.${o.to}.${randomUUID()}`, o.wait === true, Number(o.timeoutMs));
       }),
     );
 
@@ -324,7 +325,7 @@ export function buildProgram(io: CliIo): Command {
             dryRun: o.dryRun === true,
             reason: 'pgreplica slots --cleanup',
           };
-          await runJob(ctx, 'slot-cleanup', data, `slot-cleanup.${ctx.config.cluster}.e${record.epoch}.manual.${Date.now()}`, true, 60_000);
+          await runJob(ctx, 'slot-cleanup', data, `slot-cleanup.${ctx.config.cluster}.e${record.epoch}.manual.${randomUUID()}`, true, 60_000);
           return;
         }
         const node = ctx.config.nodes.find((n) => n.id === record.primaryId)!;
