@@ -1,9 +1,9 @@
 import { createLogger, Monitor, resolveConfig } from '@pgreplica/monitor';
 import type { Sandbox } from '@pgreplica/sandbox';
 
-/** An in-process monitor for a benchmark's sandbox (cluster "bench"). */
-export async function startMonitor(sandbox: Sandbox): Promise<Monitor> {
-  const config = resolveConfig(
+/** Monitor (and worker) config for a benchmark's sandbox, cluster "bench". */
+export function benchConfig(sandbox: Sandbox, extra: Record<string, unknown> = {}) {
+  return resolveConfig(
     {
       cluster: 'bench',
       redis: { url: sandbox.redis!.url },
@@ -13,9 +13,15 @@ export async function startMonitor(sandbox: Sandbox): Promise<Monitor> {
       heartbeatMs: 1_000,
       leader: { leaseTtlMs: 2_000 },
       http: { port: 0 },
+      ...extra,
     },
-    { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string },
+    { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string, PGREPLICA_REPLICATION_PASSWORD: sandbox.replicationUser.password },
   );
+}
+
+/** An in-process monitor for a benchmark's sandbox (cluster "bench"). */
+export async function startMonitor(sandbox: Sandbox, extra: Record<string, unknown> = {}): Promise<Monitor> {
+  const config = benchConfig(sandbox, extra);
   const monitor = new Monitor(config, createLogger('silent'));
   await monitor.start();
   return monitor;

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { busFanout } from './benchmarks/bus-fanout.js';
+import { failoverBench } from './benchmarks/failover.js';
 import { monitorProbe } from './benchmarks/monitor-probe.js';
 import { replicationLag } from './benchmarks/replication-lag.js';
 import { routerBench } from './benchmarks/router.js';
@@ -16,7 +17,7 @@ import { sandboxStartup } from './benchmarks/sandbox-startup.js';
 import type { Benchmark, Figure } from './types.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench];
+const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, failoverBench];
 
 const resultsDir = join(dirname(dirname(fileURLToPath(import.meta.url))), 'results');
 
