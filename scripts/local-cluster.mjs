@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // The local sandbox that `npm start` runs: a primary, 2 streaming replicas
-// and Redis (from @pgreplica/sandbox), plus the pgreplica monitor as its own
-// process against them. Shows replication and the monitor's view until
-// Ctrl-C, then stops the monitor (SIGTERM) and every server.
+// and Redis (from @pgreplica/sandbox), plus pgreplica-monitor and
+// pgreplica-worker as their own processes (automatic failover on). Shows
+// replication and the monitor's view until Ctrl-C, then stops the monitor
+// and worker (SIGTERM) and every server.
 import { spawn } from 'node:child_process';
 import { openSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -33,6 +34,7 @@ if (!Number.isInteger(intervalMs) || intervalMs < 100) {
 
 let sandbox;
 let monitor;
+let worker;
 let stopping = false;
 async function shutdown(signal) {
   if (stopping) {
@@ -41,12 +43,15 @@ async function shutdown(signal) {
   }
   stopping = true;
   say(`${signal}: stopping`);
-  if (monitor && monitor.exitCode === null) {
-    const exited = new Promise((resolve) => monitor.once('exit', resolve));
-    monitor.kill('SIGTERM');
-    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 12_000))]);
-    if (monitor.exitCode === null) monitor.kill('SIGKILL');
-  }
+  await Promise.all(
+    [worker, monitor].map(async (child) => {
+      if (!child || child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 22_000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }),
+  );
   await sandbox?.stop().catch((err) => say(`sandbox stop: ${err.message}`));
   say('stopped; nothing left running');
   process.exit(0);
@@ -58,6 +63,9 @@ const started = Date.now();
 sandbox = await startSandbox({ replicas, log: (m) => say(m) });
 if (stopping) process.exit(0);
 const httpPort = await freePort();
+const workerPort = await freePort();
+const hook = join(root, 'packages', 'sandbox', 'dist', 'hook.js');
+const stateFile = sandbox.writeStateFile();
 const configPath = join(sandbox.baseDir, 'monitor.json');
 writeFileSync(
   configPath,
@@ -68,27 +76,46 @@ writeFileSync(
       nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
       database: { user: 'postgres' },
       http: { host: '127.0.0.1', port: httpPort },
+      failover: { policy: 'auto', failoverAfterMs: 5000 },
+      worker: {
+        http: { host: '127.0.0.1', port: workerPort },
+        hooks: { stop: `node ${hook} stop`, rejoin: `node ${hook} rejoin` },
+      },
     },
     null,
     2,
   ),
 );
-const monitorLog = join(sandbox.baseDir, 'logs', 'monitor.log');
-const logFd = openSync(monitorLog, 'a');
-monitor = spawn(process.execPath, [join(root, 'services', 'monitor', 'dist', 'main.js'), '--config', configPath], {
-  env: { ...process.env, PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password, PGREPLICA_INSTANCE_ID: 'local-monitor' },
-  stdio: ['ignore', logFd, logFd],
-  detached: true, // our Ctrl-C handler stops it in order
-});
-monitor.on('exit', (code) => {
-  if (!stopping) say(`monitor exited (${code}); see ${monitorLog}`);
-});
+const secrets = {
+  PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password,
+  PGREPLICA_REPLICATION_PASSWORD: sandbox.replicationUser.password,
+  PGREPLICA_SANDBOX_STATE: stateFile,
+};
+const spawnService = (name, main, instanceId) => {
+  const log = join(sandbox.baseDir, 'logs', `${name}.log`);
+  const child = spawn(process.execPath, [main, '--config', configPath], {
+    env: { ...process.env, ...secrets, PGREPLICA_INSTANCE_ID: instanceId },
+    stdio: ['ignore', openSync(log, 'a'), openSync(log, 'a')],
+    detached: true, // our Ctrl-C handler stops it in order
+  });
+  child.on('exit', (code) => {
+    if (!stopping) say(`${name} exited (${code}); see ${log}`);
+  });
+  return { child, log };
+};
+const m = spawnService('monitor', join(root, 'services', 'monitor', 'dist', 'main.js'), 'local-monitor');
+const w = spawnService('worker', join(root, 'services', 'worker', 'dist', 'main.js'), 'local-worker');
+monitor = m.child;
+worker = w.child;
+const monitorLog = m.log;
 
 say(`up in ${((Date.now() - started) / 1000).toFixed(1)} s (PostgreSQL ${sandbox.binaries.pgMajor}); directory ${sandbox.baseDir}`);
 process.stdout.write('\nConnection URLs (superuser; loopback only; deleted on exit):\n');
 for (const node of sandbox.nodes) process.stdout.write(`  ${node.id.padEnd(5)} ${node.url}\n`);
 process.stdout.write(`  redis ${sandbox.redis.url}  (bus cluster "local")\n`);
 process.stdout.write(`  monitor http://127.0.0.1:${httpPort}/topology  /metrics  /health  (log: ${monitorLog})\n`);
+process.stdout.write(`  worker  http://127.0.0.1:${workerPort}/health  /metrics  (log: ${w.log}); automatic failover is on\n`);
+process.stdout.write(`  CLI     node packages/cli/dist/cli.js --config ${configPath} status   (env: PGREPLICA_DB_PASSWORD as above)\n`);
 process.stdout.write('\nPress Ctrl-C to stop.\n\n');
 
 async function monitorView() {
