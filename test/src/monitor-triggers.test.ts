@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers.js';
 import { BusRecorder, monitorConfig, startMonitor } from './monitor-fixture.js';
 import { TcpProxy } from './tcp-proxy.js';
+import { startWorker } from './worker-fixture.js';
+import type { RemediationWorker } from '@pgreplica/worker';
 
 // The monitor reaches the primary through a proxy the test controls; the
 // replicas stream from it directly. Cutting the proxy is a partition between
@@ -18,6 +20,7 @@ describe('monitor: remediation triggers', () => {
   let bus: BusRecorder;
   let queue: Queue;
   let queueRedis: Redis;
+  let worker: RemediationWorker;
 
   const jobs = async (name: string) =>
     (await queue.getJobs(['waiting', 'delayed', 'active', 'completed', 'failed', 'prioritized', 'waiting-children'])).filter((j) => j.name === name);
@@ -28,16 +31,20 @@ describe('monitor: remediation triggers', () => {
     bus = await BusRecorder.start(sandbox.redis!.url);
     const base = monitorConfig(sandbox);
     const nodes = (base.nodes as { id: string; port: number }[]).map((n) => (n.id === 'p1' ? { ...n, port: proxy.port } : n));
-    monitor = await startMonitor(sandbox, {
+    const shared = {
       nodes,
       failover: { policy: 'auto', failoverAfterMs: 1_000 },
       slots: { maxRetainedBytes: 1024 * 1024, inactiveGraceMs: 1_000 },
-    });
+    };
+    monitor = await startMonitor(sandbox, shared);
+    // The worker reaches the primary through the same proxy as the monitor.
+    worker = await startWorker(sandbox, shared);
     queueRedis = new Redis(sandbox.redis!.url, { maxRetriesPerRequest: null });
     queue = new Queue(REMEDIATION_QUEUE, { connection: queueRedis, prefix: busKeys('main').queuePrefix });
     await eventually(() => monitor.topology?.nodes.every((n) => n.status === 'healthy') === true, 15_000, 'all healthy');
   });
   afterAll(async () => {
+    await worker?.close();
     await monitor?.close();
     await queue?.close();
     await queueRedis?.quit();
@@ -57,9 +64,12 @@ describe('monitor: remediation triggers', () => {
     expect(found).toHaveLength(1);
     expect(found[0]!.data).toMatchObject({ cluster: 'main', epoch: 1, slotName: 'abandoned', dryRun: false, maxRetainedBytes: 1024 * 1024 });
     const metrics = await (await fetch(`http://127.0.0.1:${monitor.httpPort}/metrics`)).text();
-    expect(metrics).toMatch(/pgreplica_slot_retained_bytes\{slot="abandoned"\} \d+/);
-    expect(metrics).toContain('pgreplica_slot_active{slot="abandoned"} 0');
-    await sandbox.primary.query("SELECT pg_drop_replication_slot('abandoned')");
+    expect(metrics).toMatch(/pgreplica_slot_retained_bytes\{slot="r1"\} \d+/);
+    expect(metrics).toContain('pgreplica_slot_active{slot="r1"} 1');
+    // The worker ran it: the slot is gone, the replicas' slots are not.
+    await bus.waitFor((e) => e.type === 'slot.dropped' && e.slotName === 'abandoned', 10_000, 'slot.dropped');
+    const left = await sandbox.primary.query<{ slot_name: string }>('SELECT slot_name FROM pg_replication_slots ORDER BY 1');
+    expect(left.map((r) => r.slot_name)).toEqual(['r1', 'r2']);
   });
 
   it('publishes failover.suppressed and enqueues nothing while replicas still stream from a primary only the monitor cannot reach', async () => {
@@ -72,6 +82,10 @@ describe('monitor: remediation triggers', () => {
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(await jobs('promote')).toHaveLength(0);
       expect(bus.events.slice(since).filter((e) => e.type === 'failover.suppressed')).toHaveLength(1);
+      // Nothing was promoted: the epoch and every replica are as they were.
+      expect(bus.events.filter((e) => e.type === 'primary.changed')).toEqual([]);
+      expect(await sandbox.node('r1').isInRecovery()).toBe(true);
+      expect(await sandbox.node('r2').isInRecovery()).toBe(true);
     } finally {
       proxy.restore();
     }
@@ -86,6 +100,8 @@ describe('monitor: remediation triggers', () => {
     expect(found).toHaveLength(1);
     expect(found[0]!.id).toBe('promote.main.e1');
     expect(found[0]!.data).toMatchObject({ cluster: 'main', epoch: 1, failedPrimaryId: 'p1', automatic: true });
+    // The worker, which processed it, promoted one replica.
+    await bus.waitFor((e) => e.type === 'primary.changed', 20_000, 'primary.changed');
     // The replicas no longer stream: no suppression for this outage.
     expect(bus.events.filter((e) => e.type === 'failover.suppressed' && e.reason !== 'replica-still-streaming')).toHaveLength(0);
   });
