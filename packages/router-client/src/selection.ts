@@ -43,8 +43,6 @@ export interface Ranking {
 
 const STATUS_ORDER: Record<NodeStatus, number> = { healthy: 0, degraded: 1, unhealthy: 9, unknown: 9 };
 
-/** Costs within this factor of the best count as equal (spread load among equals). */
-export const COST_TOLERANCE = 1.25;
 /** Share of reads sent to a random qualifying replica so a slow one keeps a fresh latency estimate. */
 export const EXPLORATION_SHARE = 0.03;
 
@@ -71,9 +69,9 @@ export function loadCost(node: NodeState, stats: NodeStats | undefined, now: num
 
 /**
  * Ranks the replicas that may serve a read: `healthy` before `degraded`,
- * then lowest `priority`, then lowest load cost; among near-equal costs the
- * order is shuffled (weighted) so reads spread; a small share explores a
- * random qualifying replica. Pure apart from `random`.
+ * then lowest `priority`, then lowest load cost; the first is drawn among
+ * the head's peers with probability ∝ weight / cost², and a small share
+ * explores a random peer. Pure apart from `random`.
  */
 export function rankReplicas(
   nodes: readonly NodeState[],
@@ -103,26 +101,28 @@ export function rankReplicas(
   const tier = (r: RankedReplica) => (r.lsn === 'check' ? 100 : 0) + STATUS_ORDER[r.node.status];
   ranked.sort((a, b) => tier(a) - tier(b) || a.node.priority - b.node.priority || a.cost - b.cost);
 
-  // Spread among the equals at the head: same tier and priority, cost within tolerance.
+  // Among the head's peers (same tier and priority), pick at random with a
+  // probability proportional to weight / cost²: near-equal replicas share the
+  // reads even when latency estimates are noisy, a replica several times
+  // slower gets a small share, and a few reads explore so every estimate
+  // stays fresh.
   const head = ranked[0]!;
-  const equals = ranked.filter((r) => tier(r) === tier(head) && r.node.priority === head.node.priority && r.cost <= head.cost * COST_TOLERANCE);
-  if (equals.length > 1) {
-    const total = equals.reduce((sum, r) => sum + Math.max(r.node.weight, 0.0001), 0);
-    let pick = random() * total;
-    const chosen =
-      equals.find((r) => {
-        pick -= Math.max(r.node.weight, 0.0001);
+  const peers = ranked.filter((r) => tier(r) === tier(head) && r.node.priority === head.node.priority);
+  if (peers.length > 1) {
+    let chosen: RankedReplica;
+    if (random() < EXPLORATION_SHARE) {
+      chosen = peers[Math.floor(random() * peers.length)]!;
+    } else {
+      const shares = peers.map((r) => Math.max(r.node.weight, 0.0001) / r.cost ** 2);
+      let pick = random() * shares.reduce((a, b) => a + b, 0);
+      const index = shares.findIndex((share) => {
+        pick -= share;
         return pick <= 0;
-      }) ?? equals[0]!;
+      });
+      chosen = peers[index === -1 ? 0 : index]!;
+    }
     ranked.splice(ranked.indexOf(chosen), 1);
     ranked.unshift(chosen);
-  } else if (ranked.length > 1 && random() < EXPLORATION_SHARE) {
-    const peers = ranked.filter((r) => tier(r) === tier(head) && r.node.priority === head.node.priority);
-    if (peers.length > 1) {
-      const chosen = peers[1 + Math.floor(random() * (peers.length - 1))]!;
-      ranked.splice(ranked.indexOf(chosen), 1);
-      ranked.unshift(chosen);
-    }
   }
   return { replicas: ranked, none: null };
 }

@@ -14,3 +14,7 @@ export type { MonitorStatus } from './monitor.js';
 export { connectRedis, retryStrategy } from './redis.js';
 export { decideFailover, SlotWatch } from './triggers.js';
 export type { FailoverDecision, FailoverPolicy, SlotPolicy, Witness } from './triggers.js';
+export { mainOf, runService } from './service-main.js';
+export type { Service, ServiceProgram } from './service-main.js';
+export type { RedisRole } from './redis.js';
+export { connectServiceRedis } from './redis.js';

@@ -23,7 +23,7 @@ import { createHttpApp, listen } from './http.js';
 import { LeaderLease } from './leader-lease.js';
 import { MonitorMetrics } from './metrics.js';
 import { NodeLoop } from './node-loop.js';
-import { connectRedis } from './redis.js';
+import { connectServiceRedis } from './redis.js';
 import { decideFailover, SlotWatch } from './triggers.js';
 
 /** Lifecycle of a {@link Monitor}. */
@@ -154,14 +154,13 @@ export class Monitor {
   async #start(): Promise<void> {
     this.#status = 'starting';
     const name = `pgreplica-monitor:${this.config.instanceId}`;
-    this.#redis = connectRedis(this.config, 'command', name);
-    this.#redis.on('error', (err) => this.#logger.debug({ err }, 'redis connection error'));
+    const { command, bullmq } = connectServiceRedis(this.config, name, this.#logger);
+    this.#redis = command;
+    this.#bullRedis = bullmq;
     this.#redis.on('ready', () => {
       this.#needSnapshot = true;
       this.#logger.info('redis connection ready');
     });
-    this.#bullRedis = connectRedis(this.config, 'bullmq', `${name}:queue`);
-    this.#bullRedis.on('error', (err) => this.#logger.debug({ err }, 'redis (queue) connection error'));
     this.#queue = new Queue(REMEDIATION_QUEUE, {
       connection: this.#bullRedis,
       prefix: this.keys.queuePrefix,

@@ -50,3 +50,20 @@ export function waitReady(redis: Redis | Cluster, timeoutMs: number): Promise<vo
     redis.once('ready', onReady);
   });
 }
+
+/**
+ * The two connections a service needs: commands (fail fast) and BullMQ
+ * (waits forever), both logging their errors at debug level (reconnects are
+ * routine; what fails is reported where it matters).
+ */
+export function connectServiceRedis(
+  config: Pick<MonitorConfig, 'redis'>,
+  name: string,
+  logger: { debug(obj: object, msg: string): void },
+): { command: Redis | Cluster; bullmq: Redis | Cluster } {
+  const command = connectRedis(config, 'command', name);
+  command.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  const bullmq = connectRedis(config, 'bullmq', `${name}:queue`);
+  bullmq.on('error', (err) => logger.debug({ err }, 'redis (queue) connection error'));
+  return { command, bullmq };
+}

@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { serve, type ServerType } from '@hono/node-server';
-import { BusPublisher, connectRedis, type MonitorConfig } from '@pgreplica/monitor';
+import { BusPublisher, connectServiceRedis, type MonitorConfig } from '@pgreplica/monitor';
 import { busKeys, type BusKeys, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Hono } from 'hono';
@@ -77,10 +77,9 @@ export class RemediationWorker {
   async #start(): Promise<void> {
     this.#status = 'starting';
     const name = `pgreplica-worker:${this.config.instanceId}`;
-    this.#redis = connectRedis(this.config, 'command', name);
-    this.#redis.on('error', (err) => this.#logger.debug({ err }, 'redis connection error'));
-    this.#bullRedis = connectRedis(this.config, 'bullmq', `${name}:queue`);
-    this.#bullRedis.on('error', (err) => this.#logger.debug({ err }, 'redis (queue) connection error'));
+    const { command, bullmq } = connectServiceRedis(this.config, name, this.#logger);
+    this.#redis = command;
+    this.#bullRedis = bullmq;
     this.#publisher = new BusPublisher({
       redis: this.#redis,
       keys: this.keys,
