@@ -121,7 +121,7 @@ describe.each([
   it('never lets the old primary take a write again; it is reported and fenced', async () => {
     if (fault === 'kill') await sandbox.primary.start();
     else sandbox.primary.resume();
-    const flagged = await bus.waitFor((e) => e.type === 'node.status' && e.nodeId === 'p1' && e.reason === 'second-primary', 30_000, 'p1 flagged');
+    const flagged = await bus.waitFor((e) => e.type === 'node.status' && e.nodeId === 'p1' && e.reason === 'stale-primary', 30_000, 'p1 flagged');
     expect(flagged.type === 'node.status' && flagged.to).toBe('unhealthy');
     // The worker fences it softly (no fence hook here): read-only by default.
     await eventually(async () => (await sandbox.primary.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v"))[0]?.v === 'on', 20_000, 'p1 read-only');

@@ -70,6 +70,21 @@ describe('ClusterAssessor', () => {
     expect(round.writable).toEqual(['p1', 'r1']);
   });
 
+  it('calls a former primary that takes writes again a stale primary', () => {
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+    const after = { epoch: 2, primaryId: 'r1', systemIdentifier: SYSID, formerPrimaryIds: ['p1'] };
+    const round = a.assess([ok('p1', primary('0/5000', [])), ok('r1', primary('0/6000', ['r2'])), ok('r2', replica('0/6000', '0/6000'))], after);
+    expect(round.nodes[0]).toMatchObject({ status: 'unhealthy', reason: 'stale-primary' });
+    expect(round.nodes[1]).toMatchObject({ role: 'primary', status: 'healthy' });
+  });
+
+  it('flags a replica on a forked timeline', () => {
+    const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+    const forked = replica('0/5000', '0/5000', { timeline: 3 });
+    const round = a.assess([ok('p1', primary('0/5000')), ok('r1', forked), ok('r2', replica('0/5000', '0/5000'))], authority);
+    expect(round.nodes[1]).toMatchObject({ status: 'unhealthy', reason: 'timeline-fork' });
+  });
+
   it('flags a foreign system identifier', () => {
     const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
     const round = a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000', { systemIdentifier: '42' })), ok('r2', replica('0/5000', '0/5000'))], authority);

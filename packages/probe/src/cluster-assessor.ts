@@ -23,6 +23,8 @@ export interface Authority {
   primaryId: string | null;
   /** The cluster's system identifier; nodes with another one are foreign. */
   systemIdentifier: string | null;
+  /** Former primaries: writable again, they are `stale-primary` rather than `second-primary`. */
+  formerPrimaryIds?: readonly string[];
 }
 
 /** A node whose status or reason changed this round. */
@@ -167,10 +169,13 @@ export class ClusterAssessor {
       record.lagMs = 0;
       record.receiverDownSince = null;
       if (authority.primaryId !== null && authority.primaryId !== spec.id) {
+        const stale = authority.formerPrimaryIds?.includes(spec.id) ?? false;
         return {
           status: 'unhealthy',
-          reason: 'second-primary',
-          detail: `not in recovery, but the primary of epoch ${authority.epoch} is ${authority.primaryId}`,
+          reason: stale ? 'stale-primary' : 'second-primary',
+          detail: stale
+            ? `a former primary taking writes again; the primary of epoch ${authority.epoch} is ${authority.primaryId} (rejoin it as a replica)`
+            : `not in recovery, but the primary of epoch ${authority.epoch} is ${authority.primaryId}`,
           immediate: true,
         };
       }

@@ -13,6 +13,8 @@ export const primaryRecordSchema = z.strictObject({
   systemIdentifier: z.string().regex(/^\d+$/),
   at: z.iso.datetime({ offset: true }),
   cause: z.enum(['bootstrap', 'failover', 'switchover', 'manual']),
+  /** The primary of the previous epoch: if it takes writes again, it is a stale primary. */
+  previousPrimaryId: z.string().min(1).optional(),
 });
 
 /** @see primaryRecordSchema */

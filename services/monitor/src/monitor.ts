@@ -264,7 +264,8 @@ export class Monitor {
 
     const probes = this.#loops.map((l) => l.resultFor(now.getTime())).filter((r) => r !== null);
     const provisional = this.#authority ?? this.#provisionalAuthority(probes);
-    const round = this.#assessor.assess(probes, provisional, now);
+    const formerPrimaryIds = this.#authority?.previousPrimaryId ? [this.#authority.previousPrimaryId] : [];
+    const round = this.#assessor.assess(probes, { ...provisional, formerPrimaryIds }, now);
 
     if (this.#authority === null && lease.leader && round.writable.length === 1) {
       await this.#bootstrapAuthority(round.writable[0]!);
@@ -411,7 +412,7 @@ export class Monitor {
     // A writable node that is not the primary of the epoch (a returning old
     // primary, a replica promoted by hand): have the worker fence it.
     for (const node of round.nodes) {
-      if (node.reason !== 'second-primary') continue;
+      if (node.reason !== 'second-primary' && node.reason !== 'stale-primary') continue;
       await this.#enqueue(
         'fence',
         { cluster: this.config.cluster, epoch, nodeId: node.id, reason: `writable, but the primary of epoch ${epoch} is ${primaryId}` },

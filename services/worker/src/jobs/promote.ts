@@ -183,6 +183,7 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
       systemIdentifier: identity?.sysid ?? record.systemIdentifier,
       at: new Date().toISOString(),
       cause: job.automatic ? 'failover' : 'manual',
+      previousPrimaryId: oldPrimary.id,
     });
     if (!next) {
       const now = await ctx.coordination.primaryRecord();

@@ -113,6 +113,7 @@ export async function switchover(job: SwitchoverJob, ctx: JobContext): Promise<S
       systemIdentifier: identity?.sysid ?? record.systemIdentifier,
       at: new Date().toISOString(),
       cause: 'switchover',
+      previousPrimaryId: oldPrimary.id,
     });
     if (!next) throw new Error(`the epoch moved on during the switchover (expected ${record.epoch}); ${candidate.id} was promoted`);
     ctx.changed.push(`primary record: epoch ${next.epoch}, primary ${candidate.id}`);
