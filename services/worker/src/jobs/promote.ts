@@ -135,8 +135,8 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
       }
       candidateId = chosen.nodeId;
       phasesMs.decide = Date.now() - started;
-      await ctx.publish('failover.started', { failedPrimaryId: oldPrimary.id, candidateId, automatic: job.automatic }, record.epoch);
       if (job.dryRun) return { outcome: 'aborted', epoch: record.epoch, primaryId: record.primaryId, reason: `dry run: would promote ${candidateId}` };
+      await ctx.publish('failover.started', { failedPrimaryId: oldPrimary.id, candidateId, automatic: job.automatic }, record.epoch);
 
       // Fence the old primary if a hook can (it is unreachable from here, but may be alive elsewhere).
       const fenceStarted = Date.now();
