@@ -12,6 +12,33 @@ export class RouterMetrics {
   readonly fallbackActive: Gauge;
   readonly writeRetries: Counter<'cause'>;
 
+  readonly #queryChildren = new Map<string, { inc(): void }>();
+  readonly #durationChildren = new Map<string, { observe(v: number): void }>();
+
+  /**
+   * Counts one routed call. Label children are cached: resolving labels on
+   * every call costs more than the routing decision itself.
+   */
+  countQuery(node: string, role: string, outcome: string, reason: string): void {
+    const key = `${node}\0${role}\0${outcome}\0${reason}`;
+    let child = this.#queryChildren.get(key);
+    if (!child) {
+      child = this.queries.labels(node, role, outcome, reason);
+      this.#queryChildren.set(key, child);
+    }
+    child.inc();
+  }
+
+  /** Observes one call's duration in seconds. */
+  observeDuration(role: string, seconds: number): void {
+    let child = this.#durationChildren.get(role);
+    if (!child) {
+      child = this.duration.labels(role);
+      this.#durationChildren.set(role, child);
+    }
+    child.observe(seconds);
+  }
+
   constructor(registry: Registry | undefined, topologyAgeSeconds: () => number, fallbackActive: () => boolean) {
     this.registry = registry ?? new Registry();
     const registers = [this.registry];

@@ -346,15 +346,15 @@ export class Router extends EventEmitter<RouterEventMap> {
       client = undefined;
       const ms = performance.now() - started;
       stats.record(ms, true, Date.now());
-      this.metrics.queries.inc({ node: node.id, role, outcome: 'ok', reason });
-      this.metrics.duration.observe({ role }, ms / 1000);
+      this.metrics.countQuery(node.id, role, 'ok', reason);
+      this.metrics.observeDuration(role, ms / 1000);
       return result;
     } catch (err) {
       const connection = isConnectionError(err);
       client?.release(connection ? (err as Error) : undefined);
       stats.record(performance.now() - started, !connection, Date.now());
       if (!connection) stats.failed++;
-      this.metrics.queries.inc({ node: node.id, role, outcome: connection ? 'connection-error' : 'sql-error', reason });
+      this.metrics.countQuery(node.id, role, connection ? 'connection-error' : 'sql-error', reason);
       if (connection) this.#banNode(node, err);
       throw err;
     } finally {
@@ -513,14 +513,14 @@ export class Router extends EventEmitter<RouterEventMap> {
         client.release();
         const ms = performance.now() - started;
         stats.record(ms, true, Date.now());
-        this.metrics.queries.inc({ node: primary.id, role: 'primary', outcome: 'ok', reason });
-        this.metrics.duration.observe({ role: 'primary' }, ms / 1000);
+        this.metrics.countQuery(primary.id, 'primary', 'ok', reason);
+        this.metrics.observeDuration('primary', ms / 1000);
         return { result, token };
       } catch (err) {
         const connection = isConnectionError(err);
         client.release(connection ? (err as Error) : undefined);
         stats.record(performance.now() - started, !connection, Date.now());
-        this.metrics.queries.inc({ node: primary.id, role: 'primary', outcome: connection ? 'connection-error' : 'sql-error', reason });
+        this.metrics.countQuery(primary.id, 'primary', connection ? 'connection-error' : 'sql-error', reason);
         if (sqlState(err) === '25006' && Date.now() < deadline) {
           // Refused by a read-only server (demoted): it did not run. Retry on the new primary.
           lastError = err;
@@ -645,13 +645,13 @@ export class Router extends EventEmitter<RouterEventMap> {
       await client.query('COMMIT');
       await afterCommit?.();
       stats.record(performance.now() - started, true, Date.now());
-      this.metrics.queries.inc({ node: node.id, role, outcome: 'ok', reason: 'primary:transaction' });
+      this.metrics.countQuery(node.id, role, 'ok', 'primary:transaction');
       return value;
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
       else await client.query('ROLLBACK').catch((e: unknown) => (broken = e as Error));
       stats.record(performance.now() - started, !broken, Date.now());
-      this.metrics.queries.inc({ node: node.id, role, outcome: broken ? 'connection-error' : 'sql-error', reason: 'primary:transaction' });
+      this.metrics.countQuery(node.id, role, broken ? 'connection-error' : 'sql-error', 'primary:transaction');
       throw err;
     } finally {
       stats.inFlight--;
