@@ -113,14 +113,17 @@ describe('pgreplica CLI and worker jobs', () => {
     expect(await redis.exists(keys.paused)).toBe(1);
     expect((await pg(['status'])).out).toContain('AUTOMATIC REMEDIATION PAUSED');
     // An automatic promote arriving now is suppressed, nothing changes.
-    const queue = new Queue(REMEDIATION_QUEUE, { connection: redis.duplicate({ maxRetriesPerRequest: null }), prefix: keys.queuePrefix });
+    const connection = redis.duplicate({ maxRetriesPerRequest: null });
+    const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: keys.queuePrefix });
     try {
       const since = bus.events.length;
       await queue.add('promote', { cluster: 'main', epoch: 1, failedPrimaryId: 'p1', maxLagOnFailoverBytes: 1e9, automatic: true, dryRun: false, detectedAt: new Date().toISOString() }, { jobId: 'paused-test' });
       const event = await bus.waitFor((e) => e.type === 'failover.suppressed' && e.reason === 'paused', 10_000, 'suppressed: paused', since);
       expect(event.epoch).toBe(1);
     } finally {
+      // BullMQ does not close a connection it was given.
       await queue.close();
+      connection.disconnect();
     }
     expect((await pg(['resume'])).code).toBe(0);
     expect(await redis.exists(keys.paused)).toBe(0);
@@ -149,14 +152,17 @@ describe('pgreplica CLI and worker jobs', () => {
 
     // An automatic failover just happened (recorded): a second failure inside the window is not failed over.
     await redis.set(keys.lastFailover, String(Date.now()));
-    const queue = new Queue(REMEDIATION_QUEUE, { connection: redis.duplicate({ maxRetriesPerRequest: null }), prefix: keys.queuePrefix });
+    const connection = redis.duplicate({ maxRetriesPerRequest: null });
+    const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: keys.queuePrefix });
     try {
       const since = bus.events.length;
       await queue.add('promote', { cluster: 'main', epoch: 2, failedPrimaryId: record.primaryId, maxLagOnFailoverBytes: 1e9, automatic: true, dryRun: false, detectedAt: new Date().toISOString() }, { jobId: 'flap-test' });
       const event = await bus.waitFor((e) => e.type === 'failover.suppressed' && e.reason === 'flap-window', 10_000, 'suppressed: flap window', since);
       expect(event.type === 'failover.suppressed' && event.detail).toContain('at most one per');
     } finally {
+      // BullMQ does not close a connection it was given.
       await queue.close();
+      connection.disconnect();
     }
     expect(JSON.parse((await redis.get(keys.primary))!)).toMatchObject({ epoch: 2 });
   });
