@@ -49,14 +49,3 @@ export async function oracleTarget(sql: string): Promise<'replica' | 'primary' |
   if (kind !== 'SelectStmt') return 'primary';
   return writes(stmt as Node) ? 'primary' : 'replica';
 }
-
-/** Synchronous form for the benchmark (call {@link oracleTarget} once first to load the module). */
-export function oracleTargetSync(sql: string): 'replica' | 'primary' | null {
-  if (!parser) throw new Error('call oracleTarget() once first');
-  try {
-    parser.parseSync(sql);
-  } catch {
-    return null;
-  }
-  return writes(parser.parseSync(sql) as Node) ? 'primary' : 'replica';
-}

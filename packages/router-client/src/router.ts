@@ -72,6 +72,8 @@ export interface NodeMetrics {
   inFlight: number;
   latencyEwmaMs: number | null;
   bannedForMs: number;
+  /** Message of the last connection failure this router saw on the node. */
+  lastError: string | null;
 }
 
 /** Events of a {@link Router}. Hosts must listen to `error`, as with `pg.Pool`. */
@@ -721,6 +723,7 @@ export class Router extends EventEmitter<RouterEventMap> {
         inFlight: s?.inFlight ?? 0,
         latencyEwmaMs: s?.latencyEwmaMs ?? null,
         bannedForMs: Math.max(0, (s?.bannedUntil ?? 0) - now),
+        lastError: s?.lastError ?? null,
       };
     });
   }

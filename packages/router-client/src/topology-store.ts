@@ -79,9 +79,4 @@ export class TopologyStore {
     }
     return gap ? 'applied-gap' : 'applied';
   }
-
-  /** Age of the view in ms (Infinity before any). */
-  ageMs(now: number): number {
-    return this.freshAt === 0 ? Number.POSITIVE_INFINITY : now - this.freshAt;
-  }
 }

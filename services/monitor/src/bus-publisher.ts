@@ -78,10 +78,6 @@ export class BusPublisher {
     this.#term = term;
   }
 
-  get term(): number {
-    return this.#term;
-  }
-
   /** Publishes one event. Throws when Redis fails (the caller counts it; the next snapshot repairs). */
   async publish<T extends BusEventType>(type: T, payload: BusEventPayload<T>, epoch: number): Promise<{ outcome: PublishOutcome; event: BusEventOf<T> }> {
     const term = this.#fenced ? this.#term : Number((await this.#redis.get(this.#keys.term)) ?? 0);

@@ -35,22 +35,6 @@ export function connectRedis(config: Pick<MonitorConfig, 'redis'>, role: RedisRo
   return new Redis(redis.url, common);
 }
 
-/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export function waitReady(redis: Redis | Cluster, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      reject(new Error(`Redis not ready after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    redis.once('ready', onReady);
-  });
-}
-
 /**
  * The two connections a service needs: commands (fail fast) and BullMQ
  * (waits forever), both logging their errors at debug level (reconnects are
