@@ -291,6 +291,17 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
   });
 }
 
+/** node-postgres `ssl` options from `database.ssl` (undefined: no TLS). */
+export function databaseSsl(config: Pick<MonitorConfig, 'database' | 'databaseCa'>): { rejectUnauthorized: boolean; ca?: string; servername?: string } | undefined {
+  const ssl = config.database.ssl;
+  if (!ssl) return undefined;
+  return {
+    rejectUnauthorized: ssl.rejectUnauthorized,
+    ...(config.databaseCa !== undefined ? { ca: config.databaseCa } : {}),
+    ...(ssl.servername !== undefined ? { servername: ssl.servername } : {}),
+  };
+}
+
 /** Reads and validates a YAML or JSON config file. @throws ConfigError */
 export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): MonitorConfig {
   let text: string;

@@ -1,9 +1,9 @@
 export { AuthorityStore } from './authority-store.js';
 export { BusPublisher } from './bus-publisher.js';
 export type { PublishOutcome } from './bus-publisher.js';
-export { ConfigError, configFileSchema, ENV_OVERRIDES, loadConfig, MIN_PROBE_INTERVAL_MS, resolveConfig } from './config.js';
+export { ConfigError, configFileSchema, databaseSsl, ENV_OVERRIDES, loadConfig, MIN_PROBE_INTERVAL_MS, resolveConfig } from './config.js';
 export type { ConfigFile, MonitorConfig } from './config.js';
-export { createHttpApp } from './http.js';
+export { createHttpApp, listen } from './http.js';
 export type { HttpState } from './http.js';
 export { LeaderLease } from './leader-lease.js';
 export type { LeaseState } from './leader-lease.js';

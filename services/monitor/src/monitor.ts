@@ -18,7 +18,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AuthorityStore } from './authority-store.js';
 import { BusPublisher } from './bus-publisher.js';
-import type { MonitorConfig } from './config.js';
+import { databaseSsl, type MonitorConfig } from './config.js';
 import { createHttpApp, listen } from './http.js';
 import { LeaderLease } from './leader-lease.js';
 import { MonitorMetrics } from './metrics.js';
@@ -94,9 +94,7 @@ export class Monitor {
       thresholds: n.lag,
     }));
     this.#assessor = new ClusterAssessor(specs, config.thresholds, this.#heartbeat);
-    const ssl = config.database.ssl
-      ? { rejectUnauthorized: config.database.ssl.rejectUnauthorized, ca: config.databaseCa, servername: config.database.ssl.servername }
-      : undefined;
+    const ssl = databaseSsl(config);
     this.#probers = config.nodes.map(
       (n) =>
         new NodeProber(

@@ -1,5 +1,5 @@
 import { type NodeSample, NodeProber, type ProbeResult } from '@pgreplica/probe';
-import type { MonitorConfig } from '@pgreplica/monitor';
+import { databaseSsl, type MonitorConfig } from '@pgreplica/monitor';
 import pg from 'pg';
 
 /** A configured node, as the worker reaches it. */
@@ -38,7 +38,7 @@ export class ClusterAccess {
       user: db.user,
       password: this.#config.databasePassword,
       database: db.database,
-      ssl: db.ssl ? { rejectUnauthorized: db.ssl.rejectUnauthorized, ca: this.#config.databaseCa, servername: db.ssl.servername } : undefined,
+      ssl: databaseSsl(this.#config),
       connectionTimeoutMillis: db.connectTimeoutMs,
       statement_timeout: 120_000,
       application_name: 'pgreplica-worker',
@@ -71,6 +71,7 @@ export class ClusterAccess {
           user: db.user,
           password: this.#config.databasePassword,
           database: db.database,
+          ssl: databaseSsl(this.#config),
           connectTimeoutMs: db.connectTimeoutMs,
           statementTimeoutMs: db.statementTimeoutMs,
           applicationName: 'pgreplica-worker',

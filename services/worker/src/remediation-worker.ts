@@ -1,6 +1,5 @@
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
-import { BusPublisher, connectServiceRedis, type MonitorConfig } from '@pgreplica/monitor';
+import type { ServerType } from '@hono/node-server';
+import { BusPublisher, connectServiceRedis, listen, type MonitorConfig } from '@pgreplica/monitor';
 import { busKeys, type BusKeys, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import { Hono } from 'hono';
@@ -95,13 +94,9 @@ export class RemediationWorker {
     app.get('/health', (c) => c.json({ ok: this.#status === 'running' && this.#worker?.isRunning() === true, status: this.#status }, this.#status === 'running' ? 200 : 503));
     app.get('/metrics', async (c) => c.text(await this.registry.metrics(), 200, { 'content-type': this.registry.contentType }));
     const { host, port } = this.config.worker.http;
-    await new Promise<void>((resolve, reject) => {
-      this.#server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => {
-        this.#httpPort = info.port;
-        resolve();
-      });
-      this.#server.once('error', reject);
-    });
+    const listening = await listen(app, host, port);
+    this.#server = listening.server;
+    this.#httpPort = listening.port;
 
     this.#worker = new Worker(REMEDIATION_QUEUE, (job, _token, signal) => this.#process(job, signal), {
       connection: this.#bullRedis,

@@ -2,6 +2,15 @@ import pg from 'pg';
 import type { NodeAddress } from './cluster-access.js';
 import { checkAbort, type JobContext, waitUntil } from './context.js';
 
+/** Creates a physical slot on `nodeId` unless it exists. */
+export async function ensureSlot(ctx: JobContext, nodeId: string, slotName: string): Promise<void> {
+  await ctx.cluster.query(
+    nodeId,
+    'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
+    [slotName],
+  );
+}
+
 /** Outcome of repointing one replica. */
 export interface RepointOutcome {
   nodeId: string;
@@ -24,11 +33,7 @@ function conninfo(primary: NodeAddress, replicaId: string, ctx: JobContext): str
  */
 export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: JobContext): Promise<RepointOutcome> {
   checkAbort(ctx, `repointing ${replica.id}`);
-  await ctx.cluster.query(
-    primary.id,
-    'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
-    [replica.id],
-  );
+  await ensureSlot(ctx, primary.id, replica.id);
   await ctx.cluster.withClient(replica.id, async (client) => {
     const info = conninfo(primary, replica.id, ctx);
     await client.query(`ALTER SYSTEM SET primary_conninfo = ${pg.escapeLiteral(info)}`);

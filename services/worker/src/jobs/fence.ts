@@ -1,6 +1,7 @@
 import type { FenceJob } from '@pgreplica/protocol';
 import { checkAbort, type JobContext } from '../context.js';
 import { nodeEnv, runHook } from '../hooks.js';
+import { setReadOnly } from '../primary-change.js';
 
 /** What a fence job did. */
 export interface FenceResult {
@@ -32,10 +33,8 @@ export async function fence(job: FenceJob, ctx: JobContext): Promise<FenceResult
     ctx.logger.warn({ nodeId: job.nodeId }, 'stale primary fenced by the hook');
     return { nodeId: job.nodeId, outcome: 'fenced-by-hook', detail: run.output.trim().slice(-500) };
   }
+  await setReadOnly(ctx, job.nodeId, true);
   const terminated = await ctx.cluster.withClient(job.nodeId, async (client) => {
-    await client.query('ALTER SYSTEM SET default_transaction_read_only = on');
-    await client.query('SELECT pg_reload_conf()');
-    ctx.changed.push(`set default_transaction_read_only = on on ${job.nodeId}`);
     const { rows } = await client.query<{ n: number }>(
       `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename IS NOT NULL`,

@@ -1,10 +1,10 @@
-import type { NodeSample } from '@pgreplica/probe';
 import { compareLsn, lsnDiffBytes, type PromoteJob, parseEvent } from '@pgreplica/protocol';
 import { UnrecoverableError } from 'bullmq';
 import { sampleOf } from '../cluster-access.js';
 import { checkAbort, type JobContext, waitUntil } from '../context.js';
 import { nodeEnv, runHook } from '../hooks.js';
-import { repoint, type RepointOutcome } from '../repoint.js';
+import { promoteNode, recordNewPrimary, repointReplicas } from '../primary-change.js';
+import type { RepointOutcome } from '../repoint.js';
 
 /** What a promote job did. */
 export interface PromoteResult {
@@ -166,46 +166,22 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
       await ctx.coordination.setPromotionProgress(record.epoch, { candidateId, phase: 'promoting' });
       const [before] = await ctx.cluster.query<{ lsn: string }>(candidateId, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
       startLsn = before?.lsn;
-      const [promoted] = await ctx.cluster.query<{ ok: boolean }>(candidateId, 'SELECT pg_promote(true, 60) AS ok');
-      if (!promoted?.ok) throw new Error(`pg_promote on ${candidateId} did not finish within 60 s`);
-      ctx.changed.push(`promoted ${candidateId}`);
-      const [state] = await ctx.cluster.query<{ recovery: boolean }>(candidateId, 'SELECT pg_is_in_recovery() AS recovery');
-      if (state?.recovery !== false) throw new Error(`${candidateId} is still in recovery after pg_promote`);
+      await promoteNode(ctx, candidateId);
       await ctx.coordination.setPromotionProgress(record.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) });
       phasesMs.promote = Date.now() - promoteStarted;
     }
 
     // Move the primary record (compare-and-set on the epoch: one promotion per epoch).
     const publishStarted = Date.now();
-    const [identity] = await ctx.cluster.query<{ sysid: string }>(candidateId, 'SELECT system_identifier::text AS sysid FROM pg_control_system()');
-    const next = await ctx.coordination.bumpEpoch(record.epoch, {
-      primaryId: candidateId,
-      systemIdentifier: identity?.sysid ?? record.systemIdentifier,
-      at: new Date().toISOString(),
-      cause: job.automatic ? 'failover' : 'manual',
-      previousPrimaryId: oldPrimary.id,
-    });
+    const next = await recordNewPrimary(ctx, record, candidateId, job.automatic ? 'failover' : 'manual');
     if (!next) {
       const now = await ctx.coordination.primaryRecord();
       return { outcome: 'already-done', epoch: now?.epoch ?? record.epoch, primaryId: now?.primaryId ?? null, reason: 'the epoch moved on meanwhile' };
     }
-    ctx.changed.push(`primary record: epoch ${next.epoch}, primary ${candidateId}`);
-    await ctx.publish('primary.changed', { fromId: oldPrimary.id, toId: candidateId, cause: job.automatic ? 'failover' : 'manual' }, next.epoch);
     phasesMs.publish = Date.now() - publishStarted;
 
     const repointStarted = Date.now();
-    const repointed: RepointOutcome[] = [];
-    const newPrimary = ctx.cluster.node(candidateId);
-    for (const node of ctx.cluster.nodes) {
-      if (node.id === candidateId || node.id === oldPrimary.id) continue;
-      const sample: NodeSample | null = sampleOf(probes.get(node.id));
-      if (!sample?.inRecovery) continue;
-      try {
-        repointed.push(await repoint(node, newPrimary, ctx));
-      } catch (err) {
-        repointed.push({ nodeId: node.id, streaming: false, detail: (err as Error).message });
-      }
-    }
+    const repointed = await repointReplicas(ctx, probes, candidateId, oldPrimary.id);
     phasesMs.repoint = Date.now() - repointStarted;
     phasesMs.total = Date.now() - started + phasesMs.detect!;
     if (job.automatic) await ctx.coordination.recordFailover(Date.now());

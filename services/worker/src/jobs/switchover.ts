@@ -3,7 +3,8 @@ import { UnrecoverableError } from 'bullmq';
 import { sampleOf } from '../cluster-access.js';
 import { checkAbort, type JobContext, waitUntil } from '../context.js';
 import { nodeEnv, runHook } from '../hooks.js';
-import { repoint, type RepointOutcome } from '../repoint.js';
+import { ensureSlot, promoteNode, recordNewPrimary, repointReplicas, setReadOnly } from '../primary-change.js';
+import type { RepointOutcome } from '../repoint.js';
 
 /** What a switchover job did. */
 export interface SwitchoverResult {
@@ -55,11 +56,7 @@ export async function switchover(job: SwitchoverJob, ctx: JobContext): Promise<S
     // Routers hold new writes from switchover.started; refuse any that still
     // arrive (25006: certainly not run, so routers retry them on the new
     // primary), and let write transactions already running finish — never kill them.
-    await ctx.cluster.withClient(oldPrimary.id, async (c) => {
-      await c.query('ALTER SYSTEM SET default_transaction_read_only = on');
-      await c.query('SELECT pg_reload_conf()');
-    });
-    ctx.changed.push(`made ${oldPrimary.id} read-only (default_transaction_read_only)`);
+    await setReadOnly(ctx, oldPrimary.id, true);
     await waitUntil(
       async () =>
         (await ctx.cluster.query<{ n: number }>(oldPrimary.id, "SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_xid IS NOT NULL AND backend_type = 'client backend' AND pid <> pg_backend_pid()"))[0]!.n === 0,
@@ -89,13 +86,7 @@ export async function switchover(job: SwitchoverJob, ctx: JobContext): Promise<S
     );
     phasesMs.catchup = Date.now() - catchupStarted;
     if (!caughtUp) {
-      if (!hooks.stop) {
-        await ctx.cluster.withClient(oldPrimary.id, async (c) => {
-          await c.query('ALTER SYSTEM RESET default_transaction_read_only');
-          await c.query('SELECT pg_reload_conf()');
-        });
-        ctx.changed.push(`made ${oldPrimary.id} writable again`);
-      }
+      if (!hooks.stop) await setReadOnly(ctx, oldPrimary.id, false);
       const detail = `${candidate.id} did not replay ${target} in time; ${hooks.stop ? `${oldPrimary.id} stays stopped: start it again` : `${oldPrimary.id} is writable again`}`;
       await ctx.publish('switchover.finished', { fromId: oldPrimary.id, toId: candidate.id, ok: false, writePauseMs: Date.now() - pauseStarted, detail, phasesMs }, record.epoch);
       return { outcome: 'aborted', epoch: record.epoch, primaryId: oldPrimary.id, reason: detail, phasesMs };
@@ -103,35 +94,20 @@ export async function switchover(job: SwitchoverJob, ctx: JobContext): Promise<S
 
     checkAbort(ctx, `promoting ${candidate.id}`);
     const promoteStarted = Date.now();
-    const [promoted] = await ctx.cluster.query<{ ok: boolean }>(candidate.id, 'SELECT pg_promote(true, 60) AS ok');
-    if (!promoted?.ok) throw new Error(`pg_promote on ${candidate.id} did not finish within 60 s`);
-    ctx.changed.push(`promoted ${candidate.id}`);
+    await promoteNode(ctx, candidate.id);
     phasesMs.promote = Date.now() - promoteStarted;
-    const [identity] = await ctx.cluster.query<{ sysid: string }>(candidate.id, 'SELECT system_identifier::text AS sysid FROM pg_control_system()');
-    const next = await ctx.coordination.bumpEpoch(record.epoch, {
-      primaryId: candidate.id,
-      systemIdentifier: identity?.sysid ?? record.systemIdentifier,
-      at: new Date().toISOString(),
-      cause: 'switchover',
-      previousPrimaryId: oldPrimary.id,
-    });
+    const next = await recordNewPrimary(ctx, record, candidate.id, 'switchover');
     if (!next) throw new Error(`the epoch moved on during the switchover (expected ${record.epoch}); ${candidate.id} was promoted`);
-    ctx.changed.push(`primary record: epoch ${next.epoch}, primary ${candidate.id}`);
-    await ctx.publish('primary.changed', { fromId: oldPrimary.id, toId: candidate.id, cause: 'switchover' }, next.epoch);
     const writePauseMs = Date.now() - pauseStarted;
 
     const repointStarted = Date.now();
-    const repointed: RepointOutcome[] = [];
-    for (const node of ctx.cluster.nodes) {
-      if (node.id === candidate.id || node.id === oldPrimary.id || !sampleOf(probes.get(node.id))?.inRecovery) continue;
-      repointed.push(await repoint(node, candidate, ctx).catch((err: unknown) => ({ nodeId: node.id, streaming: false, detail: (err as Error).message })));
-    }
+    const repointed = await repointReplicas(ctx, probes, candidate.id, oldPrimary.id);
     phasesMs.repoint = Date.now() - repointStarted;
 
     // The old primary rejoins as a replica of the new one (host access: the rejoin hook).
     let oldState: SwitchoverResult['oldPrimary'] = hooks.stop ? 'stopped' : 'read-only';
     if (hooks.rejoin) {
-      await ctx.cluster.query(candidate.id, 'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [oldPrimary.id]);
+      await ensureSlot(ctx, candidate.id, oldPrimary.id);
       const run = await runHook(hooks.rejoin, { ...nodeEnv('NODE', oldPrimary), ...nodeEnv('PRIMARY', candidate) }, hooks.timeoutMs);
       if (run.exitCode === 0) {
         oldState = 'rejoined';
