@@ -16,7 +16,7 @@ export {
   switchoverJobSchema,
 } from './jobs.js';
 export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob } from './jobs.js';
-export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN } from './keys.js';
+export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN, redisRetryDelayMs } from './keys.js';
 export type { BusKeys } from './keys.js';
 export { bigIntToLsn, compareLsn, isLsn, lsnDiffBytes, lsnToBigInt } from './lsn.js';
 export {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isGap, isNewerPosition } from './events.js';
 import { jobId } from './jobs.js';
-import { busKeys } from './keys.js';
+import { busKeys, redisRetryDelayMs } from './keys.js';
 
 describe('busKeys', () => {
   it('puts the cluster in a hash tag on every key', () => {
@@ -38,5 +38,12 @@ describe('jobId', () => {
   it('is one id per epoch for promotions and contains no colon', () => {
     expect(jobId('promote', { cluster: 'main', epoch: 4 })).toBe('promote.main.e4');
     expect(jobId('slot-cleanup', { cluster: 'main', epoch: 4, slotName: 'r1' })).not.toContain(':');
+  });
+});
+
+describe('redisRetryDelayMs', () => {
+  it('doubles from 50 ms to a 2 s cap, jittered into the upper half', () => {
+    expect([0, 1, 2, 5, 6, 20].map((n) => redisRetryDelayMs(n, () => 1))).toEqual([50, 100, 200, 1_600, 2_000, 2_000]);
+    expect(redisRetryDelayMs(20, () => 0)).toBe(1_000);
   });
 });

@@ -3,6 +3,16 @@
  * tag (`{…}`), so all of them land in one slot and the bus works on Redis Cluster.
  */
 
+/**
+ * Reconnect delay for every Redis connection of pgreplica (ioredis
+ * `retryStrategy`): 50 ms doubling to a 2 s cap, with jitter so clients that
+ * lost Redis together do not reconnect together.
+ */
+export function redisRetryDelayMs(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(2_000, 50 * 2 ** Math.min(attempt, 6));
+  return Math.round(base / 2 + random() * (base / 2));
+}
+
 /** Characters allowed in a cluster name: they end up inside Redis keys and metric labels. */
 export const CLUSTER_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { type BusEvent, busKeys, type BusKeys, type EventRejection, parseEvent } from '@pgreplica/protocol';
+import { type BusEvent, busKeys, type BusKeys, type EventRejection, parseEvent, redisRetryDelayMs } from '@pgreplica/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 /** How the router reaches Redis: a URL, options, or a client the app owns. */
@@ -14,11 +14,6 @@ export interface BusClientEventMap {
   /** The subscription (re)connected: the caller should reload the snapshot. */
   connected: [];
   error: [err: Error];
-}
-
-function retryStrategy(times: number): number {
-  const base = Math.min(2_000, 50 * 2 ** Math.min(times, 6));
-  return Math.round(base / 2 + Math.random() * (base / 2));
 }
 
 /**
@@ -40,7 +35,7 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     this.keys = busKeys(cluster);
     this.#cluster = cluster;
     this.#key = key;
-    const base: RedisOptions = { retryStrategy, maxRetriesPerRequest: null, lazyConnect: true, connectionName: `pgreplica-router:${cluster}` };
+    const base: RedisOptions = { retryStrategy: (times: number) => redisRetryDelayMs(times), maxRetriesPerRequest: null, lazyConnect: true, connectionName: `pgreplica-router:${cluster}` };
     if (source instanceof Redis || source instanceof Cluster) {
       this.#command = source;
       this.#ownsCommand = false;

@@ -11,7 +11,7 @@ import { NodeStats } from './node-stats.js';
 import { DEFAULT_ROUTER_OPTIONS, MIN_STALE_AFTER_MS, type RouterLogger, type RouterOptions, type StaticNode } from './options.js';
 import { PoolSet } from './pool-set.js';
 import { ProbeSource } from './probe-source.js';
-import { rankReplicas, type ReadConstraints, type RouteReason } from './selection.js';
+import { type RankedReplica, rankReplicas, type ReadConstraints, type RouteReason } from './selection.js';
 import { Session } from './session.js';
 import { TokenBucket } from './token-bucket.js';
 import { type ConsistencyToken, decodeToken, type DecodedToken, encodeToken, laterToken } from './tokens.js';
@@ -389,16 +389,15 @@ export class Router extends EventEmitter<RouterEventMap> {
   // --- reads ------------------------------------------------------------------------
 
   /** Decides a read's target without running anything (no replay check). */
-  #planRead(options: ReadOptions): { replicas: NodeState[]; lsnCheck: Set<string>; none: RouteReason | null; token: DecodedToken | null } {
+  #planRead(options: ReadOptions): { replicas: readonly RankedReplica[]; none: RouteReason | null; token: DecodedToken | null } {
     const token = this.#effectiveToken(options.after);
     const topology = this.#store.topology;
-    if (!topology) return { replicas: [], lsnCheck: new Set(), none: 'primary:no-replica', token };
-    if (this.#fallback && (this.#options.fallback ?? 'primary') === 'primary') return { replicas: [], lsnCheck: new Set(), none: 'primary:bus-stale', token };
+    if (!topology) return { replicas: [], none: 'primary:no-replica', token };
+    if (this.#fallback && (this.#options.fallback ?? 'primary') === 'primary') return { replicas: [], none: 'primary:bus-stale', token };
     const constraints: ReadConstraints = { maxLagMs: options.maxLagMs ?? this.#maxLagMs, minLsn: token?.lsn };
     const ranking = rankReplicas(topology.nodes, this.#stats, constraints, Date.now());
     return {
-      replicas: ranking.replicas.map((r) => r.node),
-      lsnCheck: new Set(ranking.replicas.filter((r) => r.lsn === 'check').map((r) => r.node.id)),
+      replicas: ranking.replicas,
       none: ranking.none,
       token,
     };
@@ -408,10 +407,10 @@ export class Router extends EventEmitter<RouterEventMap> {
     this.#assertOpen('read()');
     const plan = this.#planRead(options);
     let reason: RouteReason = plan.none ?? 'primary:no-replica';
-    for (const node of plan.replicas) {
+    for (const { node, lsn } of plan.replicas) {
       try {
         let why: RouteReason = plan.token ? 'replica:token-replayed' : 'replica:lag-ok';
-        if (plan.token && plan.lsnCheck.has(node.id)) {
+        if (plan.token && lsn === 'check') {
           if (!(await this.#hasReplayed(node, plan.token.lsn))) {
             reason = 'primary:token-not-replayed';
             continue;
@@ -596,8 +595,8 @@ export class Router extends EventEmitter<RouterEventMap> {
     this.#assertOpen('transaction()');
     if (options.readOnly) {
       const plan = this.#planRead(options);
-      for (const node of plan.replicas) {
-        if (plan.token && plan.lsnCheck.has(node.id) && !(await this.#hasReplayed(node, plan.token.lsn).catch(() => false))) continue;
+      for (const { node, lsn } of plan.replicas) {
+        if (plan.token && lsn === 'check' && !(await this.#hasReplayed(node, plan.token.lsn).catch(() => false))) continue;
         let client: pg.PoolClient;
         try {
           client = await this.#pools.pool(node).connect();
@@ -677,9 +676,10 @@ export class Router extends EventEmitter<RouterEventMap> {
   /** Where a read with these options would go now. */
   getReadTarget(options: ReadOptions = {}): RouteDecision {
     const plan = this.#planRead(options);
-    const node = plan.replicas[0];
-    if (node) {
-      const check = plan.token !== null && plan.lsnCheck.has(node.id);
+    const first = plan.replicas[0];
+    if (first) {
+      const { node } = first;
+      const check = plan.token !== null && first.lsn === 'check';
       return { nodeId: node.id, role: 'replica', reason: plan.token ? (check ? 'replica:token-check' : 'replica:token-replayed') : 'replica:lag-ok', target: this.#target(node) };
     }
     const primary = this.#store.primary();
@@ -688,7 +688,7 @@ export class Router extends EventEmitter<RouterEventMap> {
 
   /** The replica a plain read would use now, or null. */
   getBestReplica(options: ReadOptions = {}): NodeState | null {
-    return this.#planRead(options).replicas[0] ?? null;
+    return this.#planRead(options).replicas[0]?.node ?? null;
   }
 
   /** The primary writes go to now. */

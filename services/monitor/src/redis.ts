@@ -1,14 +1,12 @@
+import { redisRetryDelayMs } from '@pgreplica/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { MonitorConfig } from './config.js';
 
 /** What a connection is for; each role gets its own connection (STYLE: connections by role). */
 export type RedisRole = 'command' | 'bullmq';
 
-/** Capped, jittered reconnect back-off: 50 ms doubling to 2 s. */
-export function retryStrategy(times: number): number {
-  const base = Math.min(2_000, 50 * 2 ** Math.min(times, 6));
-  return Math.round(base / 2 + Math.random() * (base / 2));
-}
+/** Capped, jittered reconnect back-off: 50 ms doubling to 2 s (shared with the router). */
+export const retryStrategy = (times: number): number => redisRetryDelayMs(times);
 
 /**
  * Opens a Redis connection of the configured kind (single, Sentinel, Cluster).
