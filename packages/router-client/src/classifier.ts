@@ -43,6 +43,25 @@ const DOLLAR_TAG = /\$([A-Za-z_][A-Za-z0-9_]*)?\$/y;
 const WORD_START = /[A-Za-z_\u0080-\uffff]/;
 const WORD_PART = /[A-Za-z0-9_$\u0080-\uffff]/;
 
+/**
+ * Index just past the quote closing a literal or quoted identifier that
+ * starts at `from` (after its opening quote): a doubled quote is part of the
+ * text, and with `escapes` (E'…') so is a backslash-escaped character.
+ * -1 when it is not closed.
+ */
+function closingQuote(sql: string, from: number, quote: "'" | '"', escapes: boolean): number {
+  let j = from;
+  while (j < sql.length) {
+    const d = sql[j]!;
+    if (escapes && d === '\\') j += 2;
+    else if (d === quote) {
+      if (sql[j + 1] !== quote) return j + 1;
+      j += 2;
+    } else j++;
+  }
+  return -1;
+}
+
 /** Splits SQL into tokens, dropping what cannot carry a keyword (literals, comments). */
 export function lex(sql: string): Lexed {
   const tokens: Token[] = [];
@@ -78,40 +97,16 @@ export function lex(sql: string): Lexed {
       i = j;
     } else if (c === "'" || ((c === 'E' || c === 'e') && sql[i + 1] === "'")) {
       const escapes = c !== "'";
-      let j = escapes ? i + 2 : i + 1;
-      let closed = false;
-      while (j < n) {
-        const d = sql[j]!;
-        if (escapes && d === '\\') j += 2;
-        else if (d === "'") {
-          if (sql[j + 1] === "'") j += 2;
-          else {
-            closed = true;
-            j++;
-            break;
-          }
-        } else j++;
-      }
-      if (!closed) return { tokens, hints, unterminated: true };
+      const end = closingQuote(sql, escapes ? i + 2 : i + 1, "'", escapes);
+      if (end === -1) return { tokens, hints, unterminated: true };
       tokens.push({ kind: 'quoted' });
-      i = j;
+      i = end;
     } else if (c === '"') {
-      let j = i + 1;
-      let closed = false;
-      while (j < n) {
-        if (sql[j] === '"') {
-          if (sql[j + 1] === '"') j += 2;
-          else {
-            closed = true;
-            j++;
-            break;
-          }
-        } else j++;
-      }
-      if (!closed) return { tokens, hints, unterminated: true };
+      const end = closingQuote(sql, i + 1, '"', false);
+      if (end === -1) return { tokens, hints, unterminated: true };
       // A quoted identifier is a name, never a keyword; as a function name it still matters.
-      tokens.push({ kind: 'word', value: `"${sql.slice(i + 1, j - 1).replaceAll('""', '"')}` });
-      i = j;
+      tokens.push({ kind: 'word', value: `"${sql.slice(i + 1, end - 1).replaceAll('""', '"')}` });
+      i = end;
     } else if (c === '$') {
       DOLLAR_TAG.lastIndex = i;
       const tag = DOLLAR_TAG.exec(sql);
