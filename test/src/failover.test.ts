@@ -5,46 +5,10 @@ import type { RemediationWorker } from '@pgreplica/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers.js';
 import { BusRecorder, startMonitor } from './monitor-fixture.js';
-import { portMap, routerSees, startRouter } from './router-fixture.js';
+import { missingOn, portMap, routerSees, startRouter, writeLoop } from './router-fixture.js';
 import { clusterConfig, startWorker } from './worker-fixture.js';
 
 const BUS_KEY = 'failover-test-bus-key-0123456789';
-
-/** Writes through the router in a loop, recording what was acknowledged. */
-function writeLoop(db: Router, sandbox: Sandbox) {
-  const ports = portMap(sandbox);
-  const acked: { id: number; node: string; at: number }[] = [];
-  let failed = 0;
-  let running = true;
-  let n = 0;
-  const loop = (async () => {
-    while (running) {
-      const id = ++n;
-      try {
-        const { rows } = await db.write<{ port: number }>('INSERT INTO ledger (id) VALUES ($1) RETURNING inet_server_port() AS port', [id]);
-        acked.push({ id, node: ports.get(rows[0]!.port)!, at: Date.now() });
-      } catch {
-        failed++;
-      }
-    }
-  })();
-  return {
-    acked,
-    get failed() {
-      return failed;
-    },
-    stop: async () => {
-      running = false;
-      await loop;
-    },
-  };
-}
-
-async function missingOn(sandbox: Sandbox, nodeId: string, ids: number[]): Promise<number[]> {
-  const rows = await sandbox.node(nodeId).query<{ id: number }>('SELECT id FROM ledger');
-  const present = new Set(rows.map((r) => r.id));
-  return ids.filter((id) => !present.has(id));
-}
 
 describe.each([
   ['killed with -9', 'kill'],
@@ -107,7 +71,7 @@ describe.each([
     const lost = await missingOn(sandbox, newPrimary, ackedIds);
     const recoveryMs = firstWrite.at - faultAt;
     process.stderr.write(
-      `[failover ${fault}] kill -> first successful write ${recoveryMs} ms; acknowledged writes ${ackedIds.length}, lost ${lost.length}; failed (unacknowledged) ${loop.failed}; lostBytes ${finished.type === 'failover.finished' ? finished.lostBytes : '?'}\n`,
+      `[failover ${fault}] kill -> first successful write ${recoveryMs} ms; acknowledged writes ${ackedIds.length}, lost ${lost.length}; failed (unacknowledged) ${loop.failures.length}; lostBytes ${finished.type === 'failover.finished' ? finished.lostBytes : '?'}\n`,
     );
     expect(recoveryMs).toBeLessThan(30_000);
     if (fault === 'pause') {

@@ -28,3 +28,41 @@ export async function routerSees(router: Router, check: (r: Router) => boolean, 
 export function portMap(sandbox: Sandbox): Map<number, string> {
   return new Map(sandbox.nodes.map((n) => [n.port, n.id]));
 }
+
+/**
+ * `concurrency` loops writing `INSERT INTO ledger (id)` through the router,
+ * recording each acknowledged id with the node that took it, and each failure.
+ */
+export function writeLoop(db: Router, sandbox: Sandbox, concurrency = 1) {
+  const ports = portMap(sandbox);
+  const acked: { id: number; node: string; at: number }[] = [];
+  const failures: string[] = [];
+  let running = true;
+  let next = 0;
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      const id = ++next;
+      try {
+        const { rows } = await db.write<{ port: number }>('INSERT INTO ledger (id) VALUES ($1) RETURNING inet_server_port() AS port', [id]);
+        acked.push({ id, node: ports.get(rows[0]!.port)!, at: Date.now() });
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  });
+  return {
+    acked,
+    failures,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+    },
+  };
+}
+
+/** Ids of `ids` that are not in `ledger` on a node. */
+export async function missingOn(sandbox: Sandbox, nodeId: string, ids: number[]): Promise<number[]> {
+  const rows = await sandbox.node(nodeId).query<{ id: number }>('SELECT id FROM ledger');
+  const present = new Set(rows.map((r) => r.id));
+  return ids.filter((id) => !present.has(id));
+}

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, writeConfig } from './cli-fixture.js';
 import { eventually } from './helpers.js';
 import { BusRecorder, startMonitor } from './monitor-fixture.js';
-import { portMap, routerSees, startRouter } from './router-fixture.js';
+import { missingOn, routerSees, startRouter, writeLoop } from './router-fixture.js';
 import { clusterConfig, startWorker, workerEnv } from './worker-fixture.js';
 
 const BUS_KEY = 'switchover-test-bus-key-012345678';
@@ -40,39 +40,21 @@ describe('switchover under a concurrent write loop', () => {
   });
 
   it('loses no acknowledged write, fails none, and the old primary ends up streaming from the new one', async () => {
-    const ports = portMap(sandbox);
-    const acked: { id: number; node: string }[] = [];
-    const failures: string[] = [];
-    let running = true;
-    let next = 0;
-    const loops = Array.from({ length: 3 }, async () => {
-      while (running) {
-        const id = ++next;
-        try {
-          const { rows } = await db.write<{ port: number }>('INSERT INTO ledger (id) VALUES ($1) RETURNING inet_server_port() AS port', [id]);
-          acked.push({ id, node: ports.get(rows[0]!.port)! });
-        } catch (err) {
-          failures.push((err as Error).message);
-        }
-      }
-    });
+    const loop = writeLoop(db, sandbox, 3);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const result = await cli(['--config', configPath, 'switchover', '--to', 'r1', '--max-write-pause-ms', String(MAX_WRITE_PAUSE_MS), '--wait', '--json'], workerEnv(sandbox, BUS_KEY));
     expect(result.err).toBe('');
     expect(result.code).toBe(0);
-    await eventually(() => acked.some((a) => a.node === 'r1'), 20_000, 'writes on r1');
+    await eventually(() => loop.acked.some((a) => a.node === 'r1'), 20_000, 'writes on r1');
     await new Promise((resolve) => setTimeout(resolve, 500));
-    running = false;
-    await Promise.all(loops);
+    await loop.stop();
 
     const finished = await bus.waitFor((e) => e.type === 'switchover.finished', 10_000, 'switchover.finished');
     expect(finished).toMatchObject({ fromId: 'p1', toId: 'r1', ok: true });
     const pause = finished.type === 'switchover.finished' ? finished.writePauseMs : -1;
-    const rows = await sandbox.node('r1').query<{ id: number }>('SELECT id FROM ledger');
-    const present = new Set(rows.map((r) => r.id));
-    const lost = acked.filter((a) => !present.has(a.id));
-    process.stderr.write(`[switchover] write pause ${Math.round(pause)} ms; acknowledged ${acked.length}, lost ${lost.length}, failed ${failures.length}\n`);
-    expect(failures).toEqual([]);
+    const lost = await missingOn(sandbox, 'r1', loop.acked.map((a) => a.id));
+    process.stderr.write(`[switchover] write pause ${Math.round(pause)} ms; acknowledged ${loop.acked.length}, lost ${lost.length}, failed ${loop.failures.length}\n`);
+    expect(loop.failures).toEqual([]);
     expect(lost).toEqual([]);
     expect(pause).toBeLessThan(MAX_WRITE_PAUSE_MS);
     expect(JSON.parse(result.out)).toMatchObject({ result: { outcome: 'switched', primaryId: 'r1', oldPrimary: 'rejoined' } });
