@@ -75,7 +75,7 @@ writeFileSync(
       redis: { url: sandbox.redis.url },
       nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
       database: { user: 'postgres' },
-      http: { host: '127.0.0.1', port: httpPort },
+      monitor: { http: { host: '127.0.0.1', port: httpPort } },
       failover: { policy: 'auto', failoverAfterMs: 5000 },
       worker: {
         http: { host: '127.0.0.1', port: workerPort },

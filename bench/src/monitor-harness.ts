@@ -1,4 +1,5 @@
-import { createLogger, Monitor, resolveConfig } from '@pgreplica/monitor';
+import { Monitor } from '@pgreplica/monitor';
+import { createLogger, resolveConfig } from '@pgreplica/runtime';
 import type { Sandbox } from '@pgreplica/sandbox';
 
 /** Monitor (and worker) config for a benchmark's sandbox, cluster "bench". */
@@ -9,10 +10,7 @@ export function benchConfig(sandbox: Sandbox, extra: Record<string, unknown> = {
       redis: { url: sandbox.redis!.url },
       nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
       database: { user: 'postgres' },
-      probeIntervalMs: 250,
-      heartbeatMs: 1_000,
-      leader: { leaseTtlMs: 2_000 },
-      http: { port: 0 },
+      monitor: { probeIntervalMs: 250, heartbeatMs: 1_000, leader: { leaseTtlMs: 2_000 }, http: { port: 0 } },
       ...extra,
     },
     { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string, PGREPLICA_REPLICATION_PASSWORD: sandbox.replicationUser.password },

@@ -1,21 +1,31 @@
-import { createLogger, Monitor, type MonitorConfig, resolveConfig } from '@pgreplica/monitor';
+import { Monitor } from '@pgreplica/monitor';
+import { type Config, createLogger, resolveConfig } from '@pgreplica/runtime';
 import { type BusEvent, busKeys, isNewerPosition, parseEvent } from '@pgreplica/protocol';
 import type { Sandbox } from '@pgreplica/sandbox';
 import { Redis } from 'ioredis';
 
-/** A monitor config for a sandbox, fast enough for tests; `overrides` merge at the top level. */
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** `base` with `overrides` merged in, object by object (arrays and values are replaced). */
+export function mergeConfig(base: Record<string, unknown>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    const current = out[key];
+    out[key] = isPlainObject(current) && isPlainObject(value) ? mergeConfig(current, value) : value;
+  }
+  return out;
+}
+
+/** A monitor config for a sandbox, fast enough for tests; `overrides` merge in section by section. */
 export function monitorConfig(sandbox: Sandbox, overrides: Record<string, unknown> = {}, cluster = 'main'): Record<string, unknown> {
-  return {
+  const base = {
     cluster,
     redis: { url: sandbox.redis!.url },
     nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
     database: { user: 'postgres', connectTimeoutMs: 1_000, statementTimeoutMs: 1_500 },
-    probeIntervalMs: 250,
-    heartbeatMs: 1_000,
-    leader: { leaseTtlMs: 2_000 },
-    http: { port: 0 },
-    ...overrides,
+    monitor: { probeIntervalMs: 250, heartbeatMs: 1_000, leader: { leaseTtlMs: 2_000 }, http: { port: 0 } },
   };
+  return mergeConfig(base, overrides);
 }
 
 /** Environment carrying the sandbox's password (and a bus key when given). */
@@ -25,7 +35,7 @@ export function monitorEnv(sandbox: Sandbox, busKey?: string): NodeJS.ProcessEnv
 
 /** Starts an in-process monitor against a sandbox. */
 export async function startMonitor(sandbox: Sandbox, overrides: Record<string, unknown> = {}, busKey?: string): Promise<Monitor & AsyncDisposable> {
-  const config: MonitorConfig = resolveConfig(monitorConfig(sandbox, overrides), monitorEnv(sandbox, busKey));
+  const config: Config = resolveConfig(monitorConfig(sandbox, overrides), monitorEnv(sandbox, busKey));
   const monitor = new Monitor(config, createLogger(process.env.PGREPLICA_TEST_LOG ?? 'silent'));
   await monitor.start();
   return Object.assign(monitor, { [Symbol.asyncDispose]: () => monitor.close() });

@@ -18,7 +18,7 @@ describe('monitor: health of a live cluster', () => {
   beforeAll(async () => {
     sandbox = await startSandbox({ replicas: 2 });
     bus = await BusRecorder.start(sandbox.redis!.url);
-    monitor = await startMonitor(sandbox, { thresholds: { fall: FALL, rise: 2 } });
+    monitor = await startMonitor(sandbox, { monitor: { thresholds: { fall: FALL, rise: 2 } } });
     await eventually(() => monitor.topology?.nodes.every((n) => n.status === 'healthy') === true, 15_000, 'all healthy');
   });
   afterAll(async () => {

@@ -13,7 +13,7 @@ describe('monitor: lag thresholds', () => {
     sandbox = await startSandbox({ replicas: 2 });
     bus = await BusRecorder.start(sandbox.redis!.url);
     monitor = await startMonitor(sandbox, {
-      thresholds: { degradedLagMs: 1_000, unhealthyLagMs: 2_500, rise: 2, fall: 2 },
+      monitor: { thresholds: { degradedLagMs: 1_000, unhealthyLagMs: 2_500, rise: 2, fall: 2 } },
     });
     await eventually(() => monitor.topology?.nodes.every((n) => n.status === 'healthy') === true, 15_000, 'all healthy');
   });

@@ -17,7 +17,7 @@ describe('monitor under load', () => {
     sandbox = await startSandbox({ replicas: 2 });
     bus = await BusRecorder.start(sandbox.redis!.url);
     // Production defaults: 1 s interval, 2 s connect and 3 s statement timeouts, fall 3.
-    monitor = await startMonitor(sandbox, { probeIntervalMs: 1_000, heartbeatMs: 5_000, database: { user: 'postgres' }, leader: { leaseTtlMs: 5_000 } });
+    monitor = await startMonitor(sandbox, { monitor: { probeIntervalMs: 1_000, heartbeatMs: 5_000, leader: { leaseTtlMs: 5_000 } }, database: { user: 'postgres' } });
     await eventually(() => monitor.topology?.nodes.every((n) => n.status === 'healthy') === true, 15_000, 'all healthy');
   });
   afterAll(async () => {

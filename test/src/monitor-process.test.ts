@@ -72,19 +72,19 @@ describe('pgreplica-monitor as a process', () => {
     const config = monitorConfig(sandbox) as { nodes: Record<string, unknown>[] };
     writeFileSync(
       path,
-      JSON.stringify({ ...config, probeIntervalMs: -1, colour: 'blue', nodes: [{ id: 'p1', host: '127.0.0.1' }, { id: 'p1', host: '127.0.0.1', port: 1 }] }),
+      JSON.stringify({ ...config, monitor: { probeIntervalMs: -1 }, colour: 'blue', nodes: [{ id: 'p1', host: '127.0.0.1' }, { id: 'p1', host: '127.0.0.1', port: 1 }] }),
     );
     const proc = await start('bad', path);
     expect(await proc.exit).toBe(2);
     expect(proc.output).toContain('unknown field(s) "colour"');
     expect(proc.output).toContain('nodes[0].port: each node needs a port');
-    expect(proc.output).toContain('probeIntervalMs:');
+    expect(proc.output).toContain('monitor.probeIntervalMs:');
     expect(proc.output).toContain('nodes[1].id: duplicate node id "p1"');
   });
 
   it('elects one publisher; killing it hands over within the lease TTL with a higher term; SIGTERM hands over at once', async () => {
     const path = join(scratch, 'monitor.yaml');
-    writeFileSync(path, JSON.stringify(monitorConfig(sandbox, { leader: { leaseTtlMs: LEASE_TTL_MS } })));
+    writeFileSync(path, JSON.stringify(monitorConfig(sandbox, { monitor: { leader: { leaseTtlMs: LEASE_TTL_MS } } })));
     const a = await start('m-a', path);
     await eventually(async () => (await health(a))?.leader === true, 15_000, 'm-a leads');
     const b = await start('m-b', path);

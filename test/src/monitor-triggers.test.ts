@@ -78,7 +78,7 @@ describe('monitor: remediation triggers', () => {
     try {
       const event = await bus.waitFor((e) => e.type === 'failover.suppressed', 20_000, 'failover.suppressed', since);
       expect(event).toMatchObject({ failedPrimaryId: 'p1', reason: 'replica-still-streaming' });
-      expect(event.type === 'failover.suppressed' && (event.inputs.witnesses as { streaming: boolean }[]).some((w) => w.streaming)).toBe(true);
+      expect(event.type === 'failover.suppressed' && (event.inputs.witnesses as { streamingFromPrimary: boolean }[]).some((w) => w.streamingFromPrimary)).toBe(true);
       await new Promise((resolve) => setTimeout(resolve, 1_500));
       expect(await jobs('promote')).toHaveLength(0);
       expect(bus.events.slice(since).filter((e) => e.type === 'failover.suppressed')).toHaveLength(1);

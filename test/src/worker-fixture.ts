@@ -1,4 +1,4 @@
-import { createLogger, type MonitorConfig, resolveConfig } from '@pgreplica/monitor';
+import { type Config, createLogger, resolveConfig } from '@pgreplica/runtime';
 import type { Sandbox } from '@pgreplica/sandbox';
 import { RemediationWorker } from '@pgreplica/worker';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +20,7 @@ export function workerEnv(sandbox: Sandbox, busKey?: string): NodeJS.ProcessEnv 
 export function clusterConfig(sandbox: Sandbox, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return monitorConfig(sandbox, {
     failover: { policy: 'auto', failoverAfterMs: 1_000, witnessFreshMs: 3_000 },
-    worker: { http: { port: 0 }, catchupTimeoutMs: 10_000, repointTimeoutMs: 15_000, hooks: { rejoin: `node ${SANDBOX_HOOK} rejoin`, stop: `node ${SANDBOX_HOOK} stop` } },
+    worker: { http: { port: 0 }, stalledIntervalMs: 1_000, lockDurationMs: 5_000, catchupTimeoutMs: 10_000, repointTimeoutMs: 15_000, hooks: { rejoin: `node ${SANDBOX_HOOK} rejoin`, stop: `node ${SANDBOX_HOOK} stop` } },
     ...overrides,
   });
 }
@@ -29,8 +29,8 @@ export function clusterConfig(sandbox: Sandbox, overrides: Record<string, unknow
 export async function startWorker(sandbox: Sandbox, overrides: Record<string, unknown> = {}, busKey?: string): Promise<RemediationWorker> {
   const env = workerEnv(sandbox, busKey);
   Object.assign(process.env, { PGREPLICA_SANDBOX_STATE: env.PGREPLICA_SANDBOX_STATE });
-  const config: MonitorConfig = resolveConfig(clusterConfig(sandbox, overrides), env);
-  const worker = new RemediationWorker(config, createLogger(process.env.PGREPLICA_TEST_LOG ?? 'silent', undefined, 'pgreplica-worker'), { stalledIntervalMs: 1_000, lockDurationMs: 5_000 });
+  const config: Config = resolveConfig(clusterConfig(sandbox, overrides), env);
+  const worker = new RemediationWorker(config, createLogger(process.env.PGREPLICA_TEST_LOG ?? 'silent', undefined, 'pgreplica-worker'));
   await worker.start();
   return worker;
 }

@@ -1,4 +1,4 @@
-import { BusPublisher } from '@pgreplica/monitor';
+import { BusPublisher } from '@pgreplica/bus';
 import { busKeys, parseEvent, type Topology } from '@pgreplica/protocol';
 import { startSandbox } from '@pgreplica/sandbox';
 import { Redis } from 'ioredis';

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { createLogger } from '@pgreplica/monitor';
+import { createLogger } from '@pgreplica/runtime';
 import { createRouter, type Router } from '@pgreplica/router-client';
 import { type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import { RemediationWorker } from '@pgreplica/worker';

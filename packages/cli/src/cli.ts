@@ -7,7 +7,7 @@
  * monitor holds the lease / no topology yet; 5 unknown node.
  */
 import { randomUUID } from 'node:crypto';
-import { ConfigError, loadConfig, type MonitorConfig } from '@pgreplica/monitor';
+import { AuthorityStore, connectRedis, duplicateFor } from '@pgreplica/bus';
 import {
   type BusEvent,
   busKeys,
@@ -19,9 +19,10 @@ import {
   REMEDIATION_QUEUE,
   type Topology,
 } from '@pgreplica/protocol';
+import { type Config, ConfigError, databaseSsl, loadConfig } from '@pgreplica/runtime';
 import { Queue, QueueEvents } from 'bullmq';
 import { Command, CommanderError, Option } from 'commander';
-import { Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 
 /** An error with the exit code it means. */
@@ -45,35 +46,22 @@ export interface CliIo {
 }
 
 interface Ctx {
-  config: MonitorConfig;
+  config: Config;
   keys: BusKeys;
   redis: Redis | Cluster;
   io: CliIo;
   json: boolean;
 }
 
-function connect(config: MonitorConfig): Redis | Cluster {
-  const common = { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3_000, retryStrategy: () => null, enableOfflineQueue: true } as const;
-  const r = config.redis;
-  if ('cluster' in r) return new Cluster(r.cluster, { redisOptions: common, clusterRetryStrategy: () => null });
-  if ('sentinels' in r) return new Redis({ ...common, sentinels: r.sentinels, name: r.name, password: r.password, db: r.db });
-  return new Redis(r.url, common);
-}
-
-function duplicate(redis: Redis | Cluster, bullmq: boolean): Redis | Cluster {
-  const options = bullmq ? { maxRetriesPerRequest: null } : {};
-  return redis instanceof Cluster ? redis.duplicate(undefined, { redisOptions: options }) : redis.duplicate(options);
-}
-
 async function withCtx<T>(configPath: string, json: boolean, io: CliIo, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
-  let config: MonitorConfig;
+  let config: Config;
   try {
     config = loadConfig(configPath, io.env);
   } catch (err) {
     if (err instanceof ConfigError) throw new CliError(2, err.message);
     throw err;
   }
-  const redis = connect(config);
+  const redis = connectRedis(config.redis, 'oneshot', 'pgreplica-cli');
   redis.on('error', () => {});
   try {
     await redis.connect();
@@ -164,9 +152,9 @@ function formatEvent(e: BusEvent): string {
 }
 
 async function runJob(ctx: Ctx, name: 'promote' | 'switchover' | 'slot-cleanup', data: object, id: string, wait: boolean, timeoutMs: number): Promise<unknown> {
-  const connection = duplicate(ctx.redis, true);
+  const connection = duplicateFor(ctx.redis, 'bullmq');
   const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: ctx.keys.queuePrefix });
-  const events = wait ? new QueueEvents(REMEDIATION_QUEUE, { connection: duplicate(ctx.redis, true), prefix: ctx.keys.queuePrefix }) : undefined;
+  const events = wait ? new QueueEvents(REMEDIATION_QUEUE, { connection: duplicateFor(ctx.redis, 'bullmq'), prefix: ctx.keys.queuePrefix }) : undefined;
   try {
     await events?.waitUntilReady();
     const job = await queue.add(name, data, { jobId: id, attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 });
@@ -209,7 +197,7 @@ export function buildProgram(io: CliIo): Command {
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         const leader = await requireLeader(ctx);
         const topology = await loadTopology(ctx);
-        const paused = (await ctx.redis.exists(ctx.keys.paused)) === 1;
+        const paused = await new AuthorityStore(ctx.redis, ctx.keys).paused();
         io.out(ctx.json ? JSON.stringify({ leader, paused, topology }) : formatStatus(topology, leader, paused));
       }),
     );
@@ -221,7 +209,7 @@ export function buildProgram(io: CliIo): Command {
     .action((o: { json?: boolean }) =>
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         await requireLeader(ctx);
-        const sub = duplicate(ctx.redis, false);
+        const sub = duplicateFor(ctx.redis, 'subscriber');
         sub.on('error', () => {});
         sub.on('message', (_c: string, message: string) => {
           const parsed = parseEvent(message, { cluster: ctx.config.cluster, key: ctx.config.busKey });
@@ -329,7 +317,15 @@ export function buildProgram(io: CliIo): Command {
           return;
         }
         const node = ctx.config.nodes.find((n) => n.id === record.primaryId)!;
-        const client = new pg.Client({ host: node.host, port: node.port, user: ctx.config.database.user, password: ctx.config.databasePassword, database: ctx.config.database.database, connectionTimeoutMillis: 3_000 });
+        const client = new pg.Client({
+          host: node.host,
+          port: node.port,
+          user: ctx.config.database.user,
+          password: ctx.config.databasePassword,
+          database: ctx.config.database.database,
+          ssl: databaseSsl(ctx.config),
+          connectionTimeoutMillis: 3_000,
+        });
         client.on('error', () => {});
         await client.connect();
         try {
@@ -353,8 +349,7 @@ export function buildProgram(io: CliIo): Command {
       .description(on ? 'stop all automatic remediation cluster-wide' : 'allow automatic remediation again')
       .action(() =>
         withCtx(opts().config, false, io, async (ctx) => {
-          if (on) await ctx.redis.set(ctx.keys.paused, new Date().toISOString());
-          else await ctx.redis.del(ctx.keys.paused);
+          await new AuthorityStore(ctx.redis, ctx.keys).setPaused(on);
           io.out(on ? `automatic remediation paused for cluster ${ctx.config.cluster}` : `automatic remediation resumed for cluster ${ctx.config.cluster}`);
         }),
       );

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTimeSchema } from './lsn.js';
 
 /**
  * Value of the `…:primary` key: the primary of the current epoch. Written once
@@ -11,7 +12,7 @@ export const primaryRecordSchema = z.strictObject({
   primaryId: z.string().min(1),
   /** The cluster's system identifier, decimal. */
   systemIdentifier: z.string().regex(/^\d+$/),
-  at: z.iso.datetime({ offset: true }),
+  at: isoTimeSchema,
   cause: z.enum(['bootstrap', 'failover', 'switchover', 'manual']),
   /** The primary of the previous epoch: if it takes writes again, it is a stale primary. */
   previousPrimaryId: z.string().min(1).optional(),

@@ -1,12 +1,10 @@
 import { z } from 'zod';
-import { isLsn } from './lsn.js';
+import { isoTimeSchema as isoTime, lsnSchema as lsn } from './lsn.js';
 import { NODE_REASONS, NODE_STATUSES, nodeStateSchema, topologySchema } from './node.js';
 
 /** Version of the event envelope. Receivers drop events of any other version. */
 export const PROTOCOL_VERSION = 1;
 
-const isoTime = z.iso.datetime({ offset: true });
-const lsn = z.string().refine(isLsn, { message: 'must be a PostgreSQL LSN such as "0/3000060"' });
 const nodeId = z.string().min(1);
 
 /** Fields every event carries, whatever its type. */

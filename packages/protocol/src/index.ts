@@ -18,7 +18,7 @@ export {
 export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob } from './jobs.js';
 export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN, redisRetryDelayMs } from './keys.js';
 export type { BusKeys } from './keys.js';
-export { bigIntToLsn, compareLsn, isLsn, lsnDiffBytes, lsnToBigInt } from './lsn.js';
+export { bigIntToLsn, compareLsn, isLsn, isoTimeSchema, LSN_PATTERN_SOURCE, lsnDiffBytes, lsnSchema, lsnToBigInt } from './lsn.js';
 export {
   NODE_ID_PATTERN,
   NODE_REASONS,

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isoTimeSchema } from './lsn.js';
 
 /** Name of the BullMQ queue that carries remediation jobs (prefixed with the cluster's hash tag). */
 export const REMEDIATION_QUEUE = 'remediation';
@@ -33,7 +34,7 @@ export const promoteJobSchema = z.strictObject({
   maxLagOnFailoverBytes: z.number().int().min(0),
   automatic: z.boolean(),
   dryRun: z.boolean(),
-  detectedAt: z.iso.datetime({ offset: true }),
+  detectedAt: isoTimeSchema,
 });
 /** @see promoteJobSchema */
 export type PromoteJob = z.infer<typeof promoteJobSchema>;

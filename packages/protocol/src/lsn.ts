@@ -3,7 +3,20 @@
  * 64-bit integers. Numbers past 2^53 lose precision, so arithmetic is on bigint.
  */
 
-const LSN_PATTERN = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
+import { z } from 'zod';
+
+const HALF = '[0-9A-Fa-f]{1,8}';
+
+/** The `pg_lsn` text pattern without anchors, for formats that embed an LSN (read-your-writes tokens). */
+export const LSN_PATTERN_SOURCE = `${HALF}/${HALF}`;
+
+const LSN_PATTERN = new RegExp(`^(${HALF})/(${HALF})$`);
+
+/** Schema of an LSN in text form, for every message that carries one. */
+export const lsnSchema = z.string().refine((text) => LSN_PATTERN.test(text), { message: 'must be a PostgreSQL LSN such as "0/3000060"' });
+
+/** Schema of a timestamp in ISO 8601 form with an offset, as every message writes them. */
+export const isoTimeSchema = z.iso.datetime({ offset: true });
 
 /** Whether `text` is a well-formed `pg_lsn` literal such as `0/3000060`. */
 export function isLsn(text: string): boolean {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { isLsn } from './lsn.js';
+import { isoTimeSchema as isoTime, lsnSchema as lsn } from './lsn.js';
 
 /** What a node is, as last measured. `unknown` until the first successful probe. */
 export const NODE_ROLES = ['primary', 'replica', 'unknown'] as const;
@@ -38,8 +38,6 @@ export type NodeTag = (typeof NODE_TAGS)[number];
 /** Node ids appear in keys, URLs and metric labels. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-const lsn = z.string().refine(isLsn, { message: 'must be a PostgreSQL LSN such as "0/3000060"' });
-const isoTime = z.iso.datetime({ offset: true });
 
 /** Schema of one node as it travels on the bus. */
 export const nodeStateSchema = z.strictObject({

@@ -1,8 +1,6 @@
-import { timingSafeEqual } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
-import { serve, type ServerType } from '@hono/node-server';
 import type { NodeState, Topology } from '@pgreplica/protocol';
-import { Hono } from 'hono';
+import { createServiceApp } from '@pgreplica/runtime';
+import type { Hono } from 'hono';
 import type { Registry } from 'prom-client';
 
 /** What the HTTP API reads from the running monitor. */
@@ -14,35 +12,13 @@ export interface HttpState {
   registry: Registry;
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
-  const expected = Buffer.from(token);
-  return given.length === expected.length && timingSafeEqual(given, expected);
-}
-
 /**
  * The monitor's HTTP API: /health, /metrics, /topology, and per-node checks
  * answering 200 or 503 so HAProxy can route clients that do not use the
  * router (the idea of Patroni's REST checks).
  */
 export function createHttpApp(state: HttpState, token: string | undefined): Hono {
-  const app = new Hono();
-  if (token !== undefined) {
-    app.use('*', async (c, next) => {
-      if (!tokenMatches(c.req.header('authorization'), token)) {
-        return c.json({ error: 'missing or wrong bearer token' }, 401, { 'www-authenticate': 'Bearer' });
-      }
-      await next();
-      return undefined;
-    });
-  }
-
-  app.get('/health', (c) => {
-    const health = state.health();
-    return c.json(health, health.ok ? 200 : 503);
-  });
-
-  app.get('/metrics', async (c) => c.text(await state.registry.metrics(), 200, { 'content-type': state.registry.contentType }));
+  const app = createServiceApp({ health: state.health, registry: state.registry, token });
 
   app.get('/topology', (c) => {
     const topology = state.topology();
@@ -92,12 +68,4 @@ export function createHttpApp(state: HttpState, token: string | undefined): Hono
 
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   return app;
-}
-
-/** Starts the HTTP server; resolves with it and its bound port. */
-export function listen(app: Hono, host: string, port: number): Promise<{ server: ServerType; port: number }> {
-  return new Promise((resolve, reject) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, (info: AddressInfo) => resolve({ server, port: info.port }));
-    server.once('error', reject);
-  });
 }

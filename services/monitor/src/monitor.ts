@@ -1,30 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ServerType } from '@hono/node-server';
-import { ClusterAssessor, HeartbeatTracker, NodeProber, type NodeSpec, type RoundAssessment } from '@pgreplica/probe';
-import {
-  busKeys,
-  type BusKeys,
-  type BusEventPayload,
-  type BusEventType,
-  jobId,
-  type JobName,
-  type JobPayloadMap,
-  type PrimaryRecord,
-  REMEDIATION_QUEUE,
-  type Topology,
-} from '@pgreplica/protocol';
-import { Queue } from 'bullmq';
+import type { RoundAssessment } from '@pgreplica/probe';
+import { busKeys, type BusKeys, type BusEventPayload, type BusEventType, type Topology } from '@pgreplica/protocol';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { AuthorityStore } from './authority-store.js';
-import { BusPublisher } from './bus-publisher.js';
-import { databaseSsl, type MonitorConfig } from './config.js';
-import { createHttpApp, listen } from './http.js';
-import { LeaderLease } from './leader-lease.js';
+import { AuthorityStore, BusPublisher, closeRedis, connectServiceRedis, LeaderLease } from '@pgreplica/bus';
+import { closeServer, type Config, type HttpServer, listen, runShutdownSteps } from '@pgreplica/runtime';
+import { AuthorityTracker } from './authority-tracker.js';
+import { createHttpApp } from './http.js';
 import { MonitorMetrics } from './metrics.js';
-import { NodeLoop } from './node-loop.js';
-import { connectServiceRedis } from './redis.js';
-import { decideFailover, SlotWatch } from './triggers.js';
+import { NodeFleet } from './node-fleet.js';
+import { RemediationPlanner } from './remediation-planner.js';
+import { RemediationQueue } from './remediation-queue.js';
 
 /** Lifecycle of a {@link Monitor}. */
 export type MonitorStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -35,93 +21,37 @@ export type MonitorStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stop
  * events and snapshots and enqueues remediation. Serves the HTTP API.
  */
 export class Monitor {
-  readonly config: MonitorConfig;
+  readonly config: Config;
   readonly metrics = new MonitorMetrics();
   readonly keys: BusKeys;
   readonly #logger: Logger;
-  readonly #heartbeat: HeartbeatTracker;
-  readonly #heartbeatState: { tracker: HeartbeatTracker; instanceId: string; enabled: boolean; onDisabled(reason: string): void };
-  readonly #assessor: ClusterAssessor;
-  readonly #probers: NodeProber[];
-  readonly #loops: NodeLoop[];
-  readonly #slotWatch = new SlotWatch();
+  readonly #fleet: NodeFleet;
+  readonly #planner: RemediationPlanner;
   #status: MonitorStatus = 'idle';
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #abort = new AbortController();
   #redis: Redis | Cluster | undefined;
   #bullRedis: Redis | Cluster | undefined;
-  #queue: Queue | undefined;
+  #queue: RemediationQueue | undefined;
   #lease: LeaderLease | undefined;
   #publisher: BusPublisher | undefined;
-  #authorityStore: AuthorityStore | undefined;
-  #server: ServerType | undefined;
+  #authority: AuthorityTracker | undefined;
+  #server: HttpServer | undefined;
   #httpPort = 0;
   #roundLoop: Promise<void> | undefined;
-  #authority: PrimaryRecord | null = null;
-  #paused = false;
   #topology: Topology | null = null;
   #lastRoundAt: Date | null = null;
   #lastSnapshotAt = 0;
   #needSnapshot = true;
   #warnedSlotKeepSize = false;
-  #suppressed = new Set<string>();
-  #enqueued = new Set<string>();
 
-  constructor(config: MonitorConfig, logger: Logger) {
+  constructor(config: Config, logger: Logger) {
     this.config = config;
     this.#logger = logger;
     this.keys = busKeys(config.cluster);
-    this.#heartbeat = new HeartbeatTracker();
-    this.#heartbeatState = {
-      tracker: this.#heartbeat,
-      instanceId: config.instanceId,
-      enabled: config.writeHeartbeat,
-      onDisabled: (reason) =>
-        this.#logger.warn(
-          { reason },
-          'no write rights for the heartbeat table on the primary: time lag falls back to pg_stat_replication.replay_lag (grant as documented in the README)',
-        ),
-    };
-    const specs: NodeSpec[] = config.nodes.map((n) => ({
-      id: n.id,
-      host: n.host,
-      port: n.port,
-      priority: n.priority,
-      weight: n.weight,
-      zone: n.zone,
-      tags: n.tags,
-      thresholds: n.lag,
-    }));
-    this.#assessor = new ClusterAssessor(specs, config.thresholds, this.#heartbeat);
-    const ssl = databaseSsl(config);
-    this.#probers = config.nodes.map(
-      (n) =>
-        new NodeProber(
-          { id: n.id, host: n.host, port: n.port },
-          {
-            user: config.database.user,
-            password: config.databasePassword,
-            database: config.database.database,
-            ssl,
-            connectTimeoutMs: config.database.connectTimeoutMs,
-            statementTimeoutMs: config.database.statementTimeoutMs,
-            applicationName: `pgreplica-monitor`,
-            heartbeatId: config.instanceId,
-          },
-        ),
-    );
-    this.#loops = this.#probers.map(
-      (prober) =>
-        new NodeLoop({
-          prober,
-          intervalMs: config.probeIntervalMs,
-          logger: logger.child({ component: 'node-loop', nodeId: prober.target.id }),
-          metrics: this.metrics,
-          hooks: { isAuthorityPrimary: (id) => this.#authorityPrimaryId() === id },
-          heartbeat: this.#heartbeatState,
-        }),
-    );
+    this.#planner = new RemediationPlanner(config);
+    this.#fleet = new NodeFleet(config, logger, this.metrics, (id) => this.#authorityPrimaryId() === id);
   }
 
   get status(): MonitorStatus {
@@ -152,20 +82,15 @@ export class Monitor {
   async #start(): Promise<void> {
     this.#status = 'starting';
     const name = `pgreplica-monitor:${this.config.instanceId}`;
-    const { command, bullmq } = connectServiceRedis(this.config, name, this.#logger);
+    const { command, bullmq } = connectServiceRedis(this.config.redis, name, this.#logger);
     this.#redis = command;
     this.#bullRedis = bullmq;
     this.#redis.on('ready', () => {
       this.#needSnapshot = true;
       this.#logger.info('redis connection ready');
     });
-    this.#queue = new Queue(REMEDIATION_QUEUE, {
-      connection: this.#bullRedis,
-      prefix: this.keys.queuePrefix,
-      defaultJobOptions: { removeOnComplete: 1000, removeOnFail: 1000 },
-    });
-    this.#queue.on('error', (err) => this.#logger.debug({ err }, 'queue error'));
-    this.#lease = new LeaderLease(this.#redis, this.keys, this.config.instanceId, this.config.leader.leaseTtlMs);
+    this.#queue = new RemediationQueue(this.#bullRedis, this.keys.queuePrefix, this.#logger, this.metrics);
+    this.#lease = new LeaderLease(this.#redis, this.keys, this.config.instanceId, this.config.monitor.leader.leaseTtlMs);
     this.#publisher = new BusPublisher({
       redis: this.#redis,
       keys: this.keys,
@@ -174,7 +99,7 @@ export class Monitor {
       key: this.config.busKey,
       streamMaxLen: this.config.bus.streamMaxLen,
     });
-    this.#authorityStore = new AuthorityStore(this.#redis, this.keys);
+    this.#authority = new AuthorityTracker(new AuthorityStore(this.#redis, this.keys), this.#logger);
 
     const app = createHttpApp(
       {
@@ -184,41 +109,41 @@ export class Monitor {
       },
       this.config.httpToken,
     );
-    const { server, port } = await listen(app, this.config.http.host, this.config.http.port);
+    const { server, port } = await listen(app, this.config.monitor.http.host, this.config.monitor.http.port);
     this.#server = server;
     this.#httpPort = port;
 
-    for (const loop of this.#loops) loop.start(this.#abort.signal);
+    this.#fleet.start(this.#abort.signal);
     this.#roundLoop = this.#runRounds(this.#abort.signal);
     this.#status = 'running';
     this.#logger.info(
-      { cluster: this.config.cluster, nodes: this.config.nodes.map((n) => n.id), http: `${this.config.http.host}:${port}`, signed: this.config.busKey !== undefined },
+      { cluster: this.config.cluster, nodes: this.config.nodes.map((n) => n.id), http: `${this.config.monitor.http.host}:${port}`, signed: this.config.busKey !== undefined },
       'monitor started',
     );
   }
 
   #health() {
-    const staleAfterMs = 3 * this.config.probeIntervalMs + this.config.database.connectTimeoutMs + this.config.database.statementTimeoutMs;
+    const staleAfterMs = 3 * this.config.monitor.probeIntervalMs + this.config.database.connectTimeoutMs + this.config.database.statementTimeoutMs;
     const ok = this.#status === 'running' && this.#lastRoundAt !== null && Date.now() - this.#lastRoundAt.getTime() < staleAfterMs;
     return {
       ok,
       leader: this.isLeader,
       term: this.#lease?.term ?? 0,
-      epoch: this.#authority?.epoch ?? 0,
+      epoch: this.#authority?.record?.epoch ?? 0,
       lastRoundAt: this.#lastRoundAt?.toISOString() ?? null,
       instanceId: this.config.instanceId,
     };
   }
 
   #authorityPrimaryId(): string | null {
-    return this.#authority?.primaryId ?? this.#topology?.primaryId ?? null;
+    return this.#authority?.record?.primaryId ?? this.#topology?.primaryId ?? null;
   }
 
   async #runRounds(signal: AbortSignal): Promise<void> {
     // Give the node loops one interval to produce their first results.
     while (!signal.aborted) {
       try {
-        await sleep(this.config.probeIntervalMs, undefined, { signal });
+        await sleep(this.config.monitor.probeIntervalMs, undefined, { signal });
       } catch {
         return;
       }
@@ -237,15 +162,9 @@ export class Monitor {
 
     if (redisUp) {
       try {
-        const { record, raw, paused, term } = await this.#authorityStore!.read();
+        const { term, epochChanged } = await this.#authority!.refresh();
         this.#lease!.observeTerm(term);
-        if (raw !== null && record === null) this.#logger.error({ key: this.keys.primary }, 'primary record on the bus is not valid; ignoring it');
-        if (record && (this.#authority === null || record.epoch !== this.#authority.epoch)) {
-          if (this.#authority) this.#logger.info({ from: this.#authority, to: record }, 'primary epoch changed');
-          this.#needSnapshot = true;
-        }
-        if (record) this.#authority = record;
-        this.#paused = paused;
+        if (epochChanged) this.#needSnapshot = true;
       } catch (err) {
         this.#logger.debug({ err }, 'cannot read the primary record');
       }
@@ -260,22 +179,22 @@ export class Monitor {
     this.metrics.leader.set(lease.leader ? 1 : 0);
     this.metrics.term.set(lease.term);
 
-    const probes = this.#loops.map((l) => l.resultFor(now.getTime())).filter((r) => r !== null);
-    const provisional = this.#authority ?? this.#provisionalAuthority(probes);
-    const formerPrimaryIds = this.#authority?.previousPrimaryId ? [this.#authority.previousPrimaryId] : [];
-    const round = this.#assessor.assess(probes, { ...provisional, formerPrimaryIds }, now);
+    const probes = this.#fleet.results(now.getTime());
+    const authority = this.#authority!.current(probes, this.#topology);
+    const round = this.#fleet.assessor.assess(probes, authority, now);
 
-    if (this.#authority === null && lease.leader && round.writable.length === 1) {
+    if (this.#authority!.record === null && lease.leader && round.writable.length === 1) {
       await this.#bootstrapAuthority(round.writable[0]!);
     }
     this.#checkSlotKeepSize(round);
 
-    const epoch = this.#authority?.epoch ?? 0;
+    const record = this.#authority!.record;
+    const epoch = record?.epoch ?? 0;
     this.#topology = {
       cluster: this.config.cluster,
       epoch,
-      primaryId: this.#authority?.primaryId ?? provisional.primaryId,
-      systemIdentifier: this.#authority?.systemIdentifier ?? provisional.systemIdentifier,
+      primaryId: record?.primaryId ?? authority.primaryId,
+      systemIdentifier: record?.systemIdentifier ?? authority.systemIdentifier,
       nodes: round.nodes,
       observedAt: now.toISOString(),
     };
@@ -288,13 +207,13 @@ export class Monitor {
       for (const change of round.changes) {
         await this.#publish('node.status', { nodeId: change.nodeId, from: change.from, to: change.to, reason: change.reason, detail: change.detail, node: change.node }, epoch);
       }
-      if (this.#needSnapshot || round.changes.length > 0 || now.getTime() - this.#lastSnapshotAt >= this.config.heartbeatMs) {
+      if (this.#needSnapshot || round.changes.length > 0 || now.getTime() - this.#lastSnapshotAt >= this.config.monitor.heartbeatMs) {
         if (await this.#publish('snapshot', { topology: this.#topology }, epoch)) {
           this.#lastSnapshotAt = now.getTime();
           this.#needSnapshot = false;
         }
       }
-      await this.#triggers(round, now);
+      await this.#remediate(round, now);
     }
 
     this.metrics.observeNodes(round.nodes, round.reachable);
@@ -305,32 +224,11 @@ export class Monitor {
     return round;
   }
 
-  /** Before the bus names a primary: the one writable node, if exactly one. */
-  #provisionalAuthority(probes: readonly { ok: boolean; nodeId: string; sample?: { inRecovery: boolean; systemIdentifier: string } }[]) {
-    const writable = probes.filter((p) => p.ok && p.sample && !p.sample.inRecovery);
-    const only = writable.length === 1 ? writable[0] : undefined;
-    const previous = this.#topology;
-    return {
-      epoch: previous?.epoch ?? 0,
-      primaryId: only?.nodeId ?? previous?.primaryId ?? null,
-      systemIdentifier: only?.sample?.systemIdentifier ?? previous?.systemIdentifier ?? null,
-    };
-  }
-
   async #bootstrapAuthority(primaryId: string): Promise<void> {
-    const sample = this.#assessor.sampleOf(primaryId);
+    const sample = this.#fleet.sampleOf(primaryId);
     if (!sample) return;
     try {
-      // After a Redis that lost its data: keep the epoch if the primary is the
-      // same, else go past it; never backwards either way.
-      const previous = this.#topology;
-      const floor = previous && previous.epoch > 0 ? (previous.primaryId === primaryId ? previous.epoch : previous.epoch + 1) : 1;
-      const record = await this.#authorityStore!.bootstrap(primaryId, sample.systemIdentifier, floor);
-      if (record) {
-        this.#authority = record;
-        this.#needSnapshot = true;
-        this.#logger.info({ primaryId, epoch: record.epoch, systemIdentifier: record.systemIdentifier }, 'recorded the primary on the bus (bootstrap)');
-      }
+      if (await this.#authority!.bootstrap(primaryId, sample.systemIdentifier, this.#topology)) this.#needSnapshot = true;
     } catch (err) {
       this.#logger.warn({ err }, 'cannot record the primary on the bus');
     }
@@ -339,7 +237,8 @@ export class Monitor {
   #checkSlotKeepSize(round: RoundAssessment): void {
     if (this.#warnedSlotKeepSize || !round.primarySample) return;
     this.#warnedSlotKeepSize = true;
-    const prober = this.#probers.find((p) => p.target.id === this.#authorityPrimaryId());
+    const primaryId = this.#authorityPrimaryId();
+    const prober = primaryId === null ? undefined : this.#fleet.prober(primaryId);
     prober
       ?.query<{ max_slot_wal_keep_size: string }>('SHOW max_slot_wal_keep_size')
       .then(({ rows }) => {
@@ -372,88 +271,18 @@ export class Monitor {
     }
   }
 
-  async #enqueue<N extends JobName>(name: N, payload: JobPayloadMap[N], id: string): Promise<void> {
-    if (this.#enqueued.has(id)) return;
-    this.#enqueued.add(id);
-    try {
-      // Every job re-checks its preconditions when it runs and is idempotent: safe to retry with back-off.
-      await this.#queue!.add(name, payload, { jobId: id, attempts: 5, backoff: { type: 'exponential', delay: 1_000 } });
-      this.metrics.jobsEnqueued.inc({ job: name });
-      this.#logger.info({ job: name, jobId: id }, 'remediation job enqueued');
-    } catch (err) {
-      this.#enqueued.delete(id);
-      this.#logger.warn({ err, job: name }, 'cannot enqueue remediation job');
-    }
-  }
-
-  async #triggers(round: RoundAssessment, now: Date): Promise<void> {
-    const epoch = this.#authority?.epoch ?? 0;
-    const primaryId = this.#authorityPrimaryId();
-    if (round.primarySample) {
-      for (const slot of this.#slotWatch.evaluate(round.primarySample.slots, this.config.slots, now.getTime())) {
-        await this.#enqueue(
-          'slot-cleanup',
-          {
-            cluster: this.config.cluster,
-            epoch,
-            slotName: slot.slotName,
-            maxRetainedBytes: this.config.slots.maxRetainedBytes,
-            inactiveGraceMs: this.config.slots.inactiveGraceMs,
-            dryRun: false,
-            reason: `inactive for ${this.#slotWatch.inactiveForMs(slot.slotName, now.getTime())} ms, retaining ${slot.retainedBytes} bytes`,
-          },
-          jobId('slot-cleanup', { cluster: this.config.cluster, epoch, slotName: slot.slotName }),
-        );
-      }
-    }
-    if (!this.#authority || primaryId === null) return;
-    // A writable node that is not the primary of the epoch (a returning old
-    // primary, a replica promoted by hand): have the worker fence it.
-    for (const node of round.nodes) {
-      if (node.reason !== 'second-primary' && node.reason !== 'stale-primary') continue;
-      await this.#enqueue(
-        'fence',
-        { cluster: this.config.cluster, epoch, nodeId: node.id, reason: `writable, but the primary of epoch ${epoch} is ${primaryId}` },
-        jobId('fence', { cluster: this.config.cluster, epoch, nodeId: node.id }),
-      );
-    }
-    const primary = round.nodes.find((n) => n.id === primaryId);
-    const decision = decideFailover({
-      primary,
-      witnesses: round.nodes
-        .filter((n) => n.id !== primaryId)
-        .map((n) => ({ nodeId: n.id, reachable: round.reachable.has(n.id), sample: this.#assessor.sampleOf(n.id) })),
-      otherNodeAddresses: new Set(this.config.nodes.filter((n) => n.id !== primaryId).map((n) => `${n.host}:${n.port}`)),
-      policy: this.config.failover,
-      paused: this.#paused,
-      nowMs: now.getTime(),
-    });
-    if (decision.action === 'none') {
-      if (primary?.status !== 'unhealthy') this.#suppressed.clear();
-      return;
-    }
-    if (decision.action === 'suppress') {
-      const episode = `${epoch}:${decision.reason}`;
-      this.metrics.failoversSuppressed.inc({ reason: decision.reason });
-      if (this.#suppressed.has(episode)) return;
-      this.#suppressed.add(episode);
-      this.#logger.warn({ primaryId, reason: decision.reason, inputs: decision.inputs }, 'failover suppressed');
-      await this.#publish('failover.suppressed', { failedPrimaryId: primaryId, reason: decision.reason, detail: decision.detail, inputs: decision.inputs }, epoch);
-      return;
-    }
-    await this.#enqueue(
-      'promote',
-      {
-        cluster: this.config.cluster,
-        epoch,
-        failedPrimaryId: primaryId,
-        maxLagOnFailoverBytes: this.config.failover.maxLagOnFailoverBytes,
-        automatic: true,
-        dryRun: false,
-        detectedAt: primary?.since ?? now.toISOString(),
-      },
-      jobId('promote', { cluster: this.config.cluster, epoch }),
-    );
+  /** Runs what the planner decides for this round: enqueue jobs, announce a suppressed failover once per episode. */
+  async #remediate(round: RoundAssessment, now: Date): Promise<void> {
+    const authority = this.#authority!;
+    const plan = this.#planner.plan(round, authority.record, authority.paused, (id) => this.#fleet.sampleOf(id), now.getTime());
+    for (const job of plan.jobs) await this.#queue!.enqueue(job);
+    const suppressed = plan.suppressed;
+    if (!suppressed || !authority.record) return;
+    this.metrics.failoversSuppressed.inc({ reason: suppressed.reason });
+    if (!suppressed.announce) return;
+    const { primaryId, epoch } = authority.record;
+    this.#logger.warn({ primaryId, reason: suppressed.reason, inputs: suppressed.inputs }, 'failover suppressed');
+    await this.#publish('failover.suppressed', { failedPrimaryId: primaryId, reason: suppressed.reason, detail: suppressed.detail, inputs: suppressed.inputs }, epoch);
   }
 
   /**
@@ -466,22 +295,17 @@ export class Monitor {
       await this.#starting?.catch(() => {});
       this.#status = 'stopping';
       this.#abort.abort();
-      const steps: [string, () => Promise<unknown>][] = [
-        ['round loop', async () => this.#roundLoop],
-        ['node loops', () => Promise.all(this.#loops.map((l) => l.stopped()))],
-        ['lease', async () => this.#lease?.release()],
-        ['http', () => new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))],
-        ['queue', async () => this.#queue?.close()],
-        ['probers', () => Promise.all(this.#probers.map((p) => p.close()))],
-        ['redis', async () => Promise.all([this.#redis?.quit().catch(() => this.#redis?.disconnect()), this.#bullRedis?.quit().catch(() => this.#bullRedis?.disconnect())])],
-      ];
-      for (const [step, run] of steps) {
-        try {
-          await run();
-        } catch (err) {
-          this.#logger.warn({ err, step }, 'shutdown step failed');
-        }
-      }
+      await runShutdownSteps(
+        [
+          ['round loop', async () => this.#roundLoop],
+          ['lease', async () => this.#lease?.release()],
+          ['http', () => closeServer(this.#server)],
+          ['queue', async () => this.#queue?.close()],
+          ['probes', () => this.#fleet.close()],
+          ['redis', () => closeRedis(this.#redis, this.#bullRedis)],
+        ],
+        (err, step) => this.#logger.warn({ err, step }, 'shutdown step failed'),
+      );
       this.#status = 'stopped';
       this.#logger.info('monitor stopped');
     })();

@@ -1,5 +1,6 @@
+import type { NodeTag } from '@pgreplica/protocol';
 import { type NodeSample, NodeProber, type ProbeResult } from '@pgreplica/probe';
-import { databaseSsl, type MonitorConfig } from '@pgreplica/monitor';
+import { type Config, databaseSsl, probeConnection } from '@pgreplica/runtime';
 import pg from 'pg';
 
 /** A configured node, as the worker reaches it. */
@@ -8,7 +9,7 @@ export interface NodeAddress {
   host: string;
   port: number;
   priority: number;
-  tags: string[];
+  tags: NodeTag[];
 }
 
 /**
@@ -17,9 +18,9 @@ export interface NodeAddress {
  */
 export class ClusterAccess {
   readonly nodes: readonly NodeAddress[];
-  readonly #config: MonitorConfig;
+  readonly #config: Config;
 
-  constructor(config: MonitorConfig) {
+  constructor(config: Config) {
     this.#config = config;
     this.nodes = config.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, priority: n.priority, tags: n.tags }));
   }
@@ -64,19 +65,8 @@ export class ClusterAccess {
 
   /** Probes every node now, concurrently, with the monitor's probe code. */
   async probeAll(): Promise<Map<string, ProbeResult>> {
-    const db = this.#config.database;
-    const probers = this.nodes.map(
-      (n) =>
-        new NodeProber(n, {
-          user: db.user,
-          password: this.#config.databasePassword,
-          database: db.database,
-          ssl: databaseSsl(this.#config),
-          connectTimeoutMs: db.connectTimeoutMs,
-          statementTimeoutMs: db.statementTimeoutMs,
-          applicationName: 'pgreplica-worker',
-        }),
-    );
+    const connection = probeConnection(this.#config, 'pgreplica-worker');
+    const probers = this.nodes.map((n) => new NodeProber(n, connection));
     try {
       const results = await Promise.all(probers.map((p) => p.probe()));
       return new Map(results.map((r) => [r.nodeId, r]));

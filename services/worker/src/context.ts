@@ -1,14 +1,19 @@
-import type { MonitorConfig } from '@pgreplica/monitor';
+import type { AuthorityStore, ChangeLock, PromotionLedger } from '@pgreplica/bus';
 import type { BusEventPayload, BusEventType } from '@pgreplica/protocol';
+import type { Config } from '@pgreplica/runtime';
 import type { Logger } from 'pino';
 import type { ClusterAccess } from './cluster-access.js';
-import type { Coordination } from './coordination.js';
 
 /** What a job processor gets. */
 export interface JobContext {
-  config: MonitorConfig;
+  config: Config;
   cluster: ClusterAccess;
-  coordination: Coordination;
+  /** The primary record, pause switch and stored snapshot on the bus. */
+  authority: AuthorityStore;
+  /** The cluster's change lock (one change of primary at a time). */
+  changeLock: ChangeLock;
+  /** Promotion progress and the last automatic failover. */
+  ledger: PromotionLedger;
   logger: Logger;
   /** Aborted when the worker shuts down: checked before every destructive step. */
   signal: AbortSignal | undefined;

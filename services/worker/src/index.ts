@@ -1,7 +1,6 @@
 export { ClusterAccess } from './cluster-access.js';
 export type { NodeAddress } from './cluster-access.js';
 export type { JobContext } from './context.js';
-export { Coordination } from './coordination.js';
 export { runHook } from './hooks.js';
 export type { HookResult } from './hooks.js';
 export { fence } from './jobs/fence.js';
@@ -13,6 +12,6 @@ export type { SlotCleanupResult } from './jobs/slot-cleanup.js';
 export { switchover } from './jobs/switchover.js';
 export type { SwitchoverResult } from './jobs/switchover.js';
 export { RemediationWorker } from './remediation-worker.js';
-export type { RemediationWorkerOptions, WorkerStatus } from './remediation-worker.js';
+export type { WorkerStatus } from './remediation-worker.js';
 export { repoint } from './repoint.js';
 export type { RepointOutcome } from './repoint.js';

@@ -33,7 +33,7 @@ export async function recordNewPrimary(
   cause: 'failover' | 'switchover' | 'manual',
 ): Promise<PrimaryRecord | null> {
   const [identity] = await ctx.cluster.query<{ sysid: string }>(newPrimaryId, 'SELECT system_identifier::text AS sysid FROM pg_control_system()');
-  const next = await ctx.coordination.bumpEpoch(record.epoch, {
+  const next = await ctx.authority.bumpEpoch(record.epoch, {
     primaryId: newPrimaryId,
     systemIdentifier: identity?.sysid ?? record.systemIdentifier,
     at: new Date().toISOString(),

@@ -1,14 +1,12 @@
-import type { ServerType } from '@hono/node-server';
-import { BusPublisher, connectServiceRedis, listen, type MonitorConfig } from '@pgreplica/monitor';
+import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, PromotionLedger } from '@pgreplica/bus';
 import { busKeys, type BusKeys, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
+import { closeServer, type Config, type HttpServer, createServiceApp, listen, runShutdownSteps } from '@pgreplica/runtime';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
-import { Hono } from 'hono';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { ClusterAccess } from './cluster-access.js';
 import type { JobContext } from './context.js';
-import { Coordination } from './coordination.js';
 import { fence } from './jobs/fence.js';
 import { promote } from './jobs/promote.js';
 import { slotCleanup } from './jobs/slot-cleanup.js';
@@ -18,44 +16,36 @@ import { repoint } from './repoint.js';
 /** Lifecycle of a {@link RemediationWorker}. */
 export type WorkerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
 
-/** BullMQ options of the worker. */
-export interface RemediationWorkerOptions {
-  /** How often BullMQ looks for stalled jobs (a worker that died mid-job). @default 30_000 */
-  stalledIntervalMs?: number;
-  /** Job lock duration; a job whose worker stops renewing it is stalled. @default 30_000 */
-  lockDurationMs?: number;
-}
-
 /**
  * pgreplica's remediation worker: BullMQ workers on the cluster's queue,
  * one job at a time (changes to the cluster are serial), every start,
  * success and failure published on the bus and kept in the job's result.
  */
 export class RemediationWorker {
-  readonly config: MonitorConfig;
+  readonly config: Config;
   readonly keys: BusKeys;
   readonly registry = new Registry();
   readonly #logger: Logger;
-  readonly #options: RemediationWorkerOptions;
   readonly #jobs = new Counter({ name: 'pgreplica_worker_jobs_total', help: 'Remediation jobs by name and outcome.', labelNames: ['job', 'outcome'], registers: [this.registry] });
   readonly #duration = new Histogram({ name: 'pgreplica_worker_job_duration_seconds', help: 'Duration of remediation jobs.', labelNames: ['job'], buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120], registers: [this.registry] });
   #status: WorkerStatus = 'idle';
   #redis: Redis | Cluster | undefined;
   #bullRedis: Redis | Cluster | undefined;
   #worker: Worker | undefined;
-  #server: ServerType | undefined;
+  #server: HttpServer | undefined;
   #httpPort = 0;
   #publisher: BusPublisher | undefined;
-  #coordination: Coordination | undefined;
+  #authority: AuthorityStore | undefined;
+  #changeLock: ChangeLock | undefined;
+  #ledger: PromotionLedger | undefined;
   #cluster: ClusterAccess;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
-  constructor(config: MonitorConfig, logger: Logger, options: RemediationWorkerOptions = {}) {
+  constructor(config: Config, logger: Logger) {
     this.config = config;
     this.keys = busKeys(config.cluster);
     this.#logger = logger;
-    this.#options = options;
     this.#cluster = new ClusterAccess(config);
     collectDefaultMetrics({ register: this.registry });
   }
@@ -76,7 +66,7 @@ export class RemediationWorker {
   async #start(): Promise<void> {
     this.#status = 'starting';
     const name = `pgreplica-worker:${this.config.instanceId}`;
-    const { command, bullmq } = connectServiceRedis(this.config, name, this.#logger);
+    const { command, bullmq } = connectServiceRedis(this.config.redis, name, this.#logger);
     this.#redis = command;
     this.#bullRedis = bullmq;
     this.#publisher = new BusPublisher({
@@ -88,11 +78,15 @@ export class RemediationWorker {
       streamMaxLen: this.config.bus.streamMaxLen,
       fenced: false,
     });
-    this.#coordination = new Coordination(this.#redis, this.keys);
+    this.#authority = new AuthorityStore(this.#redis, this.keys);
+    this.#changeLock = new ChangeLock(this.#redis, this.keys);
+    this.#ledger = new PromotionLedger(this.#redis, this.keys);
 
-    const app = new Hono();
-    app.get('/health', (c) => c.json({ ok: this.#status === 'running' && this.#worker?.isRunning() === true, status: this.#status }, this.#status === 'running' ? 200 : 503));
-    app.get('/metrics', async (c) => c.text(await this.registry.metrics(), 200, { 'content-type': this.registry.contentType }));
+    const app = createServiceApp({
+      health: () => ({ ok: this.#status === 'running' && this.#worker?.isRunning() === true, status: this.#status }),
+      registry: this.registry,
+      token: this.config.workerHttpToken,
+    });
     const { host, port } = this.config.worker.http;
     const listening = await listen(app, host, port);
     this.#server = listening.server;
@@ -102,8 +96,8 @@ export class RemediationWorker {
       connection: this.#bullRedis,
       prefix: this.keys.queuePrefix,
       concurrency: 1,
-      stalledInterval: this.#options.stalledIntervalMs ?? 30_000,
-      lockDuration: this.#options.lockDurationMs ?? 30_000,
+      stalledInterval: this.config.worker.stalledIntervalMs,
+      lockDuration: this.config.worker.lockDurationMs,
       // A re-delivered job re-checks everything and resumes; more than one re-delivery means trouble.
       maxStalledCount: 1,
       autorun: true,
@@ -124,7 +118,9 @@ export class RemediationWorker {
     const ctx: JobContext = {
       config: this.config,
       cluster: this.#cluster,
-      coordination: this.#coordination!,
+      authority: this.#authority!,
+      changeLock: this.#changeLock!,
+      ledger: this.#ledger!,
       logger,
       signal,
       changed: [],
@@ -164,7 +160,7 @@ export class RemediationWorker {
       return { result, changed: ctx.changed };
     } catch (err) {
       this.#jobs.inc({ job: job.name, outcome: 'failed' });
-      const record = await this.#coordination!.primaryRecord().catch(() => null);
+      const record = await this.#authority!.primaryRecord().catch(() => null);
       await ctx.publish('remediation.failed', { job: job.name, jobId: String(job.id), error: (err as Error).message, changed: ctx.changed }, record?.epoch ?? 0);
       logger.error({ err, changed: ctx.changed }, 'job failed');
       if (ctx.changed.length === 0) throw err;
@@ -181,18 +177,14 @@ export class RemediationWorker {
     this.#closing ??= (async () => {
       await this.#starting?.catch(() => {});
       this.#status = 'stopping';
-      const steps: [string, () => Promise<unknown>][] = [
-        ['worker', async () => this.#worker?.close()],
-        ['http', () => new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()))],
-        ['redis', async () => Promise.all([this.#redis?.quit().catch(() => this.#redis?.disconnect()), this.#bullRedis?.quit().catch(() => this.#bullRedis?.disconnect())])],
-      ];
-      for (const [step, run] of steps) {
-        try {
-          await run();
-        } catch (err) {
-          this.#logger.warn({ err, step }, 'shutdown step failed');
-        }
-      }
+      await runShutdownSteps(
+        [
+          ['worker', async () => this.#worker?.close()],
+          ['http', () => closeServer(this.#server)],
+          ['redis', () => closeRedis(this.#redis, this.#bullRedis)],
+        ],
+        (err, step) => this.#logger.warn({ err, step }, 'shutdown step failed'),
+      );
       this.#status = 'stopped';
       this.#logger.info('worker stopped');
     })();

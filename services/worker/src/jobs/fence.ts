@@ -1,4 +1,6 @@
+import { decideFence } from '@pgreplica/decisions';
 import type { FenceJob } from '@pgreplica/protocol';
+import { sampleOf } from '../cluster-access.js';
 import { checkAbort, type JobContext } from '../context.js';
 import { nodeEnv, runHook } from '../hooks.js';
 import { setReadOnly } from '../primary-change.js';
@@ -18,11 +20,10 @@ export interface FenceResult {
  * stops clients that do not use the router. An operator rejoins it.
  */
 export async function fence(job: FenceJob, ctx: JobContext): Promise<FenceResult> {
-  const record = await ctx.coordination.primaryRecord();
-  if (record?.primaryId === job.nodeId) return { nodeId: job.nodeId, outcome: 'not-needed', detail: 'it is the primary of the current epoch' };
-  const probe = (await ctx.cluster.probeAll()).get(job.nodeId);
-  if (!probe?.ok) return { nodeId: job.nodeId, outcome: 'not-needed', detail: 'not reachable' };
-  if (probe.sample.inRecovery) return { nodeId: job.nodeId, outcome: 'not-needed', detail: 'in recovery (a replica)' };
+  const record = await ctx.authority.primaryRecord();
+  const probe = sampleOf((await ctx.cluster.probeAll()).get(job.nodeId));
+  const verdict = decideFence({ nodeId: job.nodeId, record, probe });
+  if (!verdict.fence) return { nodeId: job.nodeId, outcome: 'not-needed', detail: verdict.reason };
   checkAbort(ctx, `fencing ${job.nodeId}`);
   const hook = ctx.config.worker.hooks.fence;
   if (hook) {

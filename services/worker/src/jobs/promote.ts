@@ -1,4 +1,5 @@
-import { compareLsn, lsnDiffBytes, type PromoteJob, parseEvent } from '@pgreplica/protocol';
+import { chooseCandidate, decidePromotion, observeWitnesses } from '@pgreplica/decisions';
+import { lsnDiffBytes, type PromoteJob, parseEvent } from '@pgreplica/protocol';
 import { UnrecoverableError } from 'bullmq';
 import { sampleOf } from '../cluster-access.js';
 import { checkAbort, type JobContext, waitUntil } from '../context.js';
@@ -22,7 +23,7 @@ const LOCK_TTL_MS = 10_000;
 
 /** The last position the monitor saw on the old primary (its snapshot keeps it in replayLsn). */
 async function lastOldPrimaryLsn(ctx: JobContext, primaryId: string): Promise<string | null> {
-  const raw = await ctx.coordination.snapshotRaw();
+  const raw = await ctx.authority.snapshotRaw();
   if (!raw) return null;
   const parsed = parseEvent(raw, { cluster: ctx.config.cluster, key: ctx.config.busKey });
   if (!parsed.ok || parsed.event.type !== 'snapshot') return null;
@@ -44,7 +45,7 @@ async function lastOldPrimaryLsn(ctx: JobContext, primaryId: string): Promise<st
 export async function promote(job: PromoteJob, ctx: JobContext): Promise<PromoteResult> {
   const started = Date.now();
   const phasesMs: Record<string, number> = { detect: Math.max(0, started - Date.parse(job.detectedAt)) };
-  const record = await ctx.coordination.primaryRecord();
+  const record = await ctx.authority.primaryRecord();
   if (!record) throw new UnrecoverableError('no primary record on the bus: the monitor has not recorded a primary yet');
   if (record.epoch > job.epoch) {
     return { outcome: 'already-done', epoch: record.epoch, primaryId: record.primaryId, reason: `epoch ${job.epoch} already ended (now ${record.epoch}, primary ${record.primaryId})` };
@@ -57,15 +58,15 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
     ctx.logger.warn({ reason, detail }, 'failover suppressed');
     return { outcome: 'suppressed', epoch: record.epoch, primaryId: record.primaryId, reason: detail };
   };
-  if (job.automatic && (await ctx.coordination.paused())) return suppress('paused', 'automatic remediation is paused (pgreplica resume)');
+  if (job.automatic && (await ctx.authority.paused())) return suppress('paused', 'automatic remediation is paused (pgreplica resume)');
   if (job.automatic) {
-    const last = await ctx.coordination.lastFailoverAt();
+    const last = await ctx.ledger.lastFailoverAt();
     if (last !== null && Date.now() - last < ctx.config.worker.flapWindowMs) {
       return suppress('flap-window', `an automatic failover ran ${Date.now() - last} ms ago; at most one per ${ctx.config.worker.flapWindowMs} ms (promote by hand to override)`);
     }
   }
 
-  const lock = await ctx.coordination.lock(LOCK_TTL_MS);
+  const lock = await ctx.changeLock.acquire(LOCK_TTL_MS);
   // Busy: another job changes the primary; retried with back-off (this job re-checks everything then).
   if (!lock) throw new Error('the cluster change lock is held by another job');
   try {
@@ -75,7 +76,7 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
       return { outcome: 'aborted', epoch: record.epoch, primaryId: record.primaryId, reason };
     };
     const oldPrimary = ctx.cluster.node(job.failedPrimaryId);
-    const progress = await ctx.coordination.promotionProgress(record.epoch);
+    const progress = await ctx.ledger.progress(record.epoch);
     const probes = await ctx.cluster.probeAll();
     const lastOld = await lastOldPrimaryLsn(ctx, oldPrimary.id);
     let candidateId: string;
@@ -91,49 +92,25 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
       ctx.logger.warn({ candidateId }, 'resuming a promotion that already happened');
     } else {
       const primarySample = sampleOf(probes.get(oldPrimary.id));
-      const observations = ctx.cluster.nodes
-        .filter((n) => n.id !== oldPrimary.id)
-        .map((n) => {
-          const s = sampleOf(probes.get(n.id));
-          const receiver = s?.walReceiver ?? null;
-          const ageMs = receiver?.lastMsgReceiptAt ? Date.now() - receiver.lastMsgReceiptAt.getTime() : null;
-          const cascading = receiver !== null && ctx.cluster.nodes.some((o) => o.id !== oldPrimary.id && o.host === receiver.senderHost && o.port === receiver.senderPort);
-          return {
-            nodeId: n.id,
-            reachable: s !== null,
-            inRecovery: s?.inRecovery ?? null,
-            receiveLsn: s?.receiveLsn ?? null,
-            replayLsn: s?.replayLsn ?? null,
-            receiver: receiver?.status ?? null,
-            lastMessageAgeMs: ageMs,
-            streamingFromPrimary: receiver?.status === 'streaming' && !cascading && ageMs !== null && ageMs <= ctx.config.failover.witnessFreshMs,
-          };
-        });
+      const others = ctx.cluster.nodes.filter((n) => n.id !== oldPrimary.id);
+      const observations = observeWitnesses(
+        others.map((n) => ({ nodeId: n.id, reachable: probes.get(n.id)?.ok === true, sample: sampleOf(probes.get(n.id)) })),
+        { otherNodeAddresses: new Set(others.map((n) => `${n.host}:${n.port}`)), witnessFreshMs: ctx.config.failover.witnessFreshMs, nowMs: Date.now() },
+      );
       inputs = { epoch: record.epoch, oldPrimary: oldPrimary.id, lastOldPrimaryLsn: lastOld, primaryReachable: primarySample !== null, observations };
-      if (primarySample && !primarySample.inRecovery) return abort('primary-reachable: the worker reaches the primary, which takes writes', inputs);
-      const witnesses = observations.filter((o) => o.streamingFromPrimary).map((o) => o.nodeId);
-      if (witnesses.length > 0) return abort(`replica-still-streaming: ${witnesses.join(', ')} still stream(s) from the primary`, inputs);
+      const verdict = decidePromotion({ primaryWritable: primarySample !== null && !primarySample.inRecovery, witnesses: observations });
+      if (!verdict.proceed) return abort(verdict.reason, inputs);
 
-      const eligible = observations.filter((o) => {
-        const node = ctx.cluster.node(o.nodeId);
-        return o.reachable && o.inRecovery === true && o.receiveLsn !== null && !node.tags.includes('nofailover');
+      const choice = chooseCandidate({
+        observations,
+        nodes: ctx.cluster.nodes,
+        maxLagOnFailoverBytes: job.maxLagOnFailoverBytes,
+        lastPrimaryLsn: lastOld,
+        requestedId: job.candidateId,
       });
-      const best = eligible.reduce<string | null>((max, o) => (max === null || compareLsn(o.receiveLsn!, max) > 0 ? o.receiveLsn! : max), null);
-      const reference = lastOld && best && compareLsn(lastOld, best) > 0 ? lastOld : best;
-      const qualified = eligible
-        .filter((o) => reference === null || lsnDiffBytes(reference, o.receiveLsn!) <= job.maxLagOnFailoverBytes)
-        .sort((a, b) => compareLsn(b.receiveLsn!, a.receiveLsn!) || ctx.cluster.node(a.nodeId).priority - ctx.cluster.node(b.nodeId).priority);
-      inputs = { ...inputs, reference, qualified: qualified.map((q) => q.nodeId) };
-      const chosen = job.candidateId ? qualified.find((q) => q.nodeId === job.candidateId) : qualified[0];
-      if (!chosen) {
-        return abort(
-          job.candidateId
-            ? `no-candidate: ${job.candidateId} does not qualify (unreachable, not a replica, nofailover, or more than ${job.maxLagOnFailoverBytes} bytes behind)`
-            : `no-candidate: no reachable replica within ${job.maxLagOnFailoverBytes} bytes of ${reference ?? 'the primary'}`,
-          inputs,
-        );
-      }
-      candidateId = chosen.nodeId;
+      inputs = { ...inputs, reference: choice.reference, qualified: choice.qualified };
+      if (choice.candidateId === null) return abort(choice.reason, inputs);
+      candidateId = choice.candidateId;
       phasesMs.decide = Date.now() - started;
       if (job.dryRun) return { outcome: 'aborted', epoch: record.epoch, primaryId: record.primaryId, reason: `dry run: would promote ${candidateId}` };
       await ctx.publish('failover.started', { failedPrimaryId: oldPrimary.id, candidateId, automatic: job.automatic }, record.epoch);
@@ -163,11 +140,11 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
 
       checkAbort(ctx, `promoting ${candidateId}`);
       const promoteStarted = Date.now();
-      await ctx.coordination.setPromotionProgress(record.epoch, { candidateId, phase: 'promoting' });
+      await ctx.ledger.setProgress(record.epoch, { candidateId, phase: 'promoting' });
       const [before] = await ctx.cluster.query<{ lsn: string }>(candidateId, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
       startLsn = before?.lsn;
       await promoteNode(ctx, candidateId);
-      await ctx.coordination.setPromotionProgress(record.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) });
+      await ctx.ledger.setProgress(record.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) });
       phasesMs.promote = Date.now() - promoteStarted;
     }
 
@@ -175,7 +152,7 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
     const publishStarted = Date.now();
     const next = await recordNewPrimary(ctx, record, candidateId, job.automatic ? 'failover' : 'manual');
     if (!next) {
-      const now = await ctx.coordination.primaryRecord();
+      const now = await ctx.authority.primaryRecord();
       return { outcome: 'already-done', epoch: now?.epoch ?? record.epoch, primaryId: now?.primaryId ?? null, reason: 'the epoch moved on meanwhile' };
     }
     phasesMs.publish = Date.now() - publishStarted;
@@ -184,7 +161,7 @@ export async function promote(job: PromoteJob, ctx: JobContext): Promise<Promote
     const repointed = await repointReplicas(ctx, probes, candidateId, oldPrimary.id);
     phasesMs.repoint = Date.now() - repointStarted;
     phasesMs.total = Date.now() - started + phasesMs.detect!;
-    if (job.automatic) await ctx.coordination.recordFailover(Date.now());
+    if (job.automatic) await ctx.ledger.recordFailover(Date.now());
 
     const lostBytes = lastOld && startLsn ? Math.max(0, lsnDiffBytes(lastOld, startLsn)) : null;
     await ctx.publish(

@@ -1,3 +1,4 @@
+import { planSlotDrops } from '@pgreplica/decisions';
 import type { SlotCleanupJob } from '@pgreplica/protocol';
 import { UnrecoverableError } from 'bullmq';
 import { checkAbort, type JobContext } from '../context.js';
@@ -26,25 +27,18 @@ const TOTAL_RETAINED = `SELECT coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), mi
  * (it is coming back). Dry run reports and drops nothing.
  */
 export async function slotCleanup(job: SlotCleanupJob, ctx: JobContext): Promise<SlotCleanupResult> {
-  const record = await ctx.coordination.primaryRecord();
+  const record = await ctx.authority.primaryRecord();
   if (!record) throw new UnrecoverableError('no primary record on the bus: nothing to clean up against');
   const primaryId = record.primaryId;
   const probes = await ctx.cluster.probeAll();
   const slots = await ctx.cluster.query<{ slot_name: string; active: boolean; wal_status: string | null; retained_bytes: number | null }>(primaryId, SLOTS);
   const [before] = await ctx.cluster.query<{ bytes: number }>(primaryId, TOTAL_RETAINED);
-  const kept: SlotCleanupResult['kept'] = [];
-  const drop: string[] = [];
-  for (const slot of slots) {
-    if (job.slotName !== undefined && slot.slot_name !== job.slotName) continue;
-    if (slot.active) kept.push({ slotName: slot.slot_name, why: 'active' });
-    else if ((slot.retained_bytes ?? 0) <= job.maxRetainedBytes) kept.push({ slotName: slot.slot_name, why: `retains ${slot.retained_bytes ?? 0} bytes, limit ${job.maxRetainedBytes}` });
-    else if (ctx.cluster.nodes.some((n) => n.id === slot.slot_name && probes.get(n.id)?.ok)) {
-      kept.push({ slotName: slot.slot_name, why: `its replica ${slot.slot_name} is reachable: inside its grace period` });
-    } else drop.push(slot.slot_name);
-  }
-  if (job.slotName !== undefined && !slots.some((s) => s.slot_name === job.slotName)) {
-    kept.push({ slotName: job.slotName, why: 'no longer exists' });
-  }
+  const { drop, kept } = planSlotDrops({
+    slots: slots.map((s) => ({ slotName: s.slot_name, active: s.active, retainedBytes: s.retained_bytes })),
+    policy: { maxRetainedBytes: job.maxRetainedBytes },
+    reachableReplicaSlots: new Set(ctx.cluster.nodes.filter((n) => probes.get(n.id)?.ok).map((n) => n.id)),
+    onlySlot: job.slotName,
+  });
   const dropped: string[] = [];
   for (const name of drop) {
     if (job.dryRun) continue;

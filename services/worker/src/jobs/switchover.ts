@@ -32,13 +32,13 @@ const LOCK_TTL_MS = 10_000;
 export async function switchover(job: SwitchoverJob, ctx: JobContext): Promise<SwitchoverResult> {
   const started = Date.now();
   const phasesMs: Record<string, number> = {};
-  const record = await ctx.coordination.primaryRecord();
+  const record = await ctx.authority.primaryRecord();
   if (!record) throw new UnrecoverableError('no primary record on the bus');
   if (record.epoch !== job.epoch) return { outcome: 'already-done', epoch: record.epoch, primaryId: record.primaryId, reason: `epoch is ${record.epoch}, job was for ${job.epoch}` };
   if (record.primaryId === job.candidateId) throw new UnrecoverableError(`${job.candidateId} is already the primary`);
   const oldPrimary = ctx.cluster.node(record.primaryId);
   const candidate = ctx.cluster.node(job.candidateId);
-  const lock = await ctx.coordination.lock(LOCK_TTL_MS);
+  const lock = await ctx.changeLock.acquire(LOCK_TTL_MS);
   if (!lock) throw new Error('the cluster change lock is held by another job');
   try {
     const probes = await ctx.cluster.probeAll();

@@ -18,7 +18,7 @@ export const REDACT_PATHS = [
 ];
 
 /** The process's root logger: JSON to stdout, secrets redacted. */
-export function createLogger(level = process.env.LOG_LEVEL || 'info', destination?: pino.DestinationStream, name = 'pgreplica-monitor'): Logger {
+export function createLogger(level = process.env.LOG_LEVEL || 'info', destination?: pino.DestinationStream, name = 'pgreplica'): Logger {
   return pino(
     {
       name,

@@ -1,28 +1,6 @@
 import type { BusKeys } from '@pgreplica/protocol';
 import type { Cluster, Redis } from 'ioredis';
-
-/** Renew only our own lease. KEYS: leader. ARGV: instance, ttlMs. */
-const RENEW = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0`;
-
-/**
- * Take a free lease and bump the term in one step; the term never goes below
- * ARGV[3] (the highest this instance saw: a Redis that lost its data must not
- * send terms backwards). KEYS: leader, term. ARGV: instance, ttlMs, minTerm.
- * Returns the new term or 0.
- */
-const ACQUIRE = `
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-local t = redis.call('INCR', KEYS[2])
-local floor = tonumber(ARGV[3])
-if t < floor then t = floor; redis.call('SET', KEYS[2], t) end
-return t`;
-
-/** Release only our own lease. KEYS: leader. ARGV: instance. */
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+import { runScript } from './scripts.js';
 
 /** Leadership as this instance sees it after a tick. */
 export interface LeaseState {
@@ -74,12 +52,10 @@ export class LeaderLease {
     const was = this.#leader;
     try {
       if (this.#leader) {
-        this.#leader = (await this.#redis.eval(RENEW, 1, this.#keys.leader, this.#instanceId, this.#ttlMs)) === 1;
+        this.#leader = (await runScript(this.#redis, 'lease-renew', [this.#keys.leader], [this.#instanceId, this.#ttlMs])) === 1;
       }
       if (!this.#leader) {
-        const term = Number(
-          await this.#redis.eval(ACQUIRE, 2, this.#keys.leader, this.#keys.term, this.#instanceId, this.#ttlMs, this.#highestSeen + 1),
-        );
+        const term = Number(await runScript(this.#redis, 'lease-acquire', [this.#keys.leader, this.#keys.term], [this.#instanceId, this.#ttlMs, this.#highestSeen + 1]));
         if (term > 0) {
           this.#leader = true;
           this.#term = term;
@@ -98,6 +74,6 @@ export class LeaderLease {
     if (!this.#leader) return;
     this.#leader = false;
     this.#term = 0;
-    await this.#redis.eval(RELEASE, 1, this.#keys.leader, this.#instanceId).catch(() => {});
+    await runScript(this.#redis, 'owner-release', [this.#keys.leader], [this.#instanceId]).catch(() => {});
   }
 }

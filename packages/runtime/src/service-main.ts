@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { ConfigError, loadConfig, type MonitorConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { createLogger } from './logger.js';
 
 /** A long-running service object. */
@@ -14,7 +14,7 @@ export interface ServiceProgram {
   /** Program name, for usage, errors and the logger. */
   name: string;
   /** Builds the service from the validated config. */
-  create(config: MonitorConfig, logger: Logger): Service;
+  create(config: Config, logger: Logger): Service;
   /** Bounded shutdown, shorter than the orchestrator's kill timeout. */
   shutdownGraceMs: number;
 }
@@ -44,7 +44,7 @@ export async function runService(program: ServiceProgram, argv = process.argv.sl
     process.exit(2);
   }
   const logger = createLogger(undefined, undefined, program.name);
-  let config: MonitorConfig;
+  let config: Config;
   try {
     config = loadConfig(configPath);
   } catch (err) {

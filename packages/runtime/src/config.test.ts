@@ -24,11 +24,12 @@ function issuesOf(raw: unknown, env: NodeJS.ProcessEnv = {}): string[] {
   throw new Error('expected the config to be refused');
 }
 
-describe('monitor config', () => {
+describe('config', () => {
   it('fills defaults and reads secrets from the environment', () => {
     const config = resolveConfig(valid, { PGREPLICA_DB_PASSWORD: 'pw', PGREPLICA_BUS_KEY: 'k'.repeat(32), PGREPLICA_HTTP_TOKEN: '' });
     expect(config).toMatchObject({
-      probeIntervalMs: 1_000,
+      monitor: { probeIntervalMs: 1_000, http: { port: 9187 } },
+      worker: { http: { port: 9188 } },
       failover: { policy: 'manual' },
       databasePassword: 'pw',
       busKey: 'k'.repeat(32),
@@ -48,7 +49,7 @@ describe('monitor config', () => {
   });
 
   it('refuses a negative interval', () => {
-    expect(issuesOf({ ...valid, probeIntervalMs: -5 })[0]).toMatch(/^probeIntervalMs: /);
+    expect(issuesOf({ ...valid, monitor: { probeIntervalMs: -5 } })[0]).toMatch(/^monitor\.probeIntervalMs: /);
   });
 
   it('refuses duplicate node ids, naming both places', () => {
@@ -57,21 +58,21 @@ describe('monitor config', () => {
   });
 
   it('reports every problem at once', () => {
-    const issues = issuesOf({ ...valid, cluster: 'bad name', thresholds: { degradedLagMs: 10_000, unhealthyLagMs: 5_000 }, failover: { policy: 'sometimes' } });
+    const issues = issuesOf({ ...valid, cluster: 'bad name', monitor: { thresholds: { degradedLagMs: 10_000, unhealthyLagMs: 5_000 } }, failover: { policy: 'sometimes' } });
     expect(issues.length).toBe(2);
     expect(issues.join('\n')).toMatch(/cluster: /);
     expect(issues.join('\n')).toMatch(/failover\.policy: /);
   });
 
   it('checks cross-field limits', () => {
-    const issues = issuesOf({ ...valid, thresholds: { degradedLagMs: 10_000, unhealthyLagMs: 5_000 } });
-    expect(issues).toEqual(['thresholds.degradedLagMs: must not exceed thresholds.unhealthyLagMs']);
+    const issues = issuesOf({ ...valid, monitor: { thresholds: { degradedLagMs: 10_000, unhealthyLagMs: 5_000 } } });
+    expect(issues).toEqual(['monitor.thresholds.degradedLagMs: must not exceed monitor.thresholds.unhealthyLagMs']);
   });
 
   it('applies environment overrides, and rejects malformed ones', () => {
     expect(resolveConfig(valid, { PGREPLICA_REDIS_URL: 'redis://other:6380', PGREPLICA_HTTP_PORT: '0' })).toMatchObject({
       redis: { url: 'redis://other:6380' },
-      http: { port: 0 },
+      monitor: { http: { port: 0 } },
     });
     expect(issuesOf(valid, { PGREPLICA_HTTP_PORT: 'eighty' })).toEqual(['PGREPLICA_HTTP_PORT: must be a whole number, got "eighty"']);
   });
@@ -91,5 +92,14 @@ describe('monitor config', () => {
     expect(loadConfig(join(dir, 'b.json'), {}).nodes).toHaveLength(2);
     expect(() => loadConfig(join(dir, 'c.yaml'), {})).toThrow(/c\.yaml.*not valid YAML or JSON/s);
     expect(() => loadConfig(join(dir, 'missing.yaml'), {})).toThrow(/ENOENT/);
+  });
+});
+
+describe('the shipped example config', () => {
+  it('is valid as shipped', () => {
+    const path = new URL('../../../deploy/monitor/monitor.example.yaml', import.meta.url).pathname;
+    const config = loadConfig(path, {});
+    expect(config.nodes.map((n) => n.id)).toEqual(['db1', 'db2', 'db3']);
+    expect(config.monitor.heartbeatMs).toBe(5_000);
   });
 });

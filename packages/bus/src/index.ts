@@ -1,0 +1,14 @@
+export { AuthorityStore } from './authority-store.js';
+export type { AuthorityView } from './authority-store.js';
+export { BusPublisher } from './bus-publisher.js';
+export type { BusPublisherOptions, PublishOutcome } from './bus-publisher.js';
+export { ChangeLock } from './change-lock.js';
+export type { HeldLock } from './change-lock.js';
+export { LeaderLease } from './leader-lease.js';
+export type { LeaseState } from './leader-lease.js';
+export { PromotionLedger } from './promotion-ledger.js';
+export type { PromotionProgress } from './promotion-ledger.js';
+export { closeRedis, connectRedis, connectServiceRedis, duplicateFor, redisOptions, retryStrategy } from './redis.js';
+export type { RedisRole, RedisTarget } from './redis.js';
+export { loadScript, runScript, SCRIPT_NAMES } from './scripts.js';
+export type { BusScript, ScriptName } from './scripts.js';

@@ -1,0 +1,76 @@
+import { redisRetryDelayMs } from '@pgreplica/protocol';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+
+/** Where Redis is: one server, a Sentinel group, or a Cluster (the config's `redis` section). */
+export type RedisTarget =
+  | { url: string }
+  | { sentinels: { host: string; port: number }[]; name: string; password?: string | undefined; db?: number | undefined }
+  | { cluster: { host: string; port: number }[] };
+
+/**
+ * What a connection is for; each role gets its own connection (STYLE: connections by role).
+ * - `command`: a service's commands; fail fast while disconnected, so a probe round never waits on Redis.
+ * - `subscriber`: pub/sub; waits forever, reconnects with capped, jittered back-off.
+ * - `bullmq`: BullMQ's blocking work; waits forever, as BullMQ requires.
+ * - `oneshot`: a command-line call; no reconnect, a short connect timeout.
+ */
+export type RedisRole = 'command' | 'subscriber' | 'bullmq' | 'oneshot';
+
+/** Capped, jittered reconnect back-off: 50 ms doubling to 2 s. */
+export const retryStrategy = (times: number): number => redisRetryDelayMs(times);
+
+/** The ioredis options of a role: the one definition every pgreplica program uses. */
+export function redisOptions(role: RedisRole, connectionName: string): RedisOptions {
+  switch (role) {
+    case 'command':
+      return { connectionName, retryStrategy, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2_000, commandTimeout: 2_000 };
+    case 'subscriber':
+      return { connectionName, retryStrategy, maxRetriesPerRequest: null, enableOfflineQueue: true };
+    case 'bullmq':
+      return { connectionName, retryStrategy, maxRetriesPerRequest: null, enableOfflineQueue: true };
+    case 'oneshot':
+      return { connectionName, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 3_000 };
+  }
+}
+
+/** Opens a connection of `role` to a Redis target. */
+export function connectRedis(target: RedisTarget, role: RedisRole, connectionName: string): Redis | Cluster {
+  const options = redisOptions(role, connectionName);
+  if ('cluster' in target) {
+    const { retryStrategy: clusterRetryStrategy, enableOfflineQueue, lazyConnect, ...redisOnly } = options;
+    return new Cluster(target.cluster, { redisOptions: redisOnly, clusterRetryStrategy, enableOfflineQueue, lazyConnect });
+  }
+  if ('sentinels' in target) {
+    return new Redis({ ...options, sentinels: target.sentinels, name: target.name, password: target.password, db: target.db });
+  }
+  return new Redis(target.url, options);
+}
+
+/** A second connection like `redis` for another role (BullMQ needs `maxRetriesPerRequest: null`). */
+export function duplicateFor(redis: Redis | Cluster, role: RedisRole): Redis | Cluster {
+  const { maxRetriesPerRequest, enableOfflineQueue } = redisOptions(role, '');
+  const options = { maxRetriesPerRequest, enableOfflineQueue };
+  return redis instanceof Cluster ? redis.duplicate(undefined, { redisOptions: options }) : redis.duplicate(options);
+}
+
+/**
+ * The two connections a service needs: commands (fail fast) and BullMQ
+ * (waits forever), both logging their errors at debug level (reconnects are
+ * routine; what fails is reported where it matters).
+ */
+export function connectServiceRedis(
+  target: RedisTarget,
+  name: string,
+  logger: { debug(obj: object, msg: string): void },
+): { command: Redis | Cluster; bullmq: Redis | Cluster } {
+  const command = connectRedis(target, 'command', name);
+  command.on('error', (err) => logger.debug({ err }, 'redis connection error'));
+  const bullmq = connectRedis(target, 'bullmq', `${name}:queue`);
+  bullmq.on('error', (err) => logger.debug({ err }, 'redis (queue) connection error'));
+  return { command, bullmq };
+}
+
+/** Closes connections politely (QUIT), or at once when that fails. Never throws. */
+export async function closeRedis(...connections: (Redis | Cluster | undefined)[]): Promise<void> {
+  await Promise.all(connections.map((c) => c?.quit().catch(() => c.disconnect())));
+}

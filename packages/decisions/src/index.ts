@@ -1,0 +1,10 @@
+export { chooseCandidate } from './candidate.js';
+export type { CandidateChoice, CandidateNode } from './candidate.js';
+export { decideFailover, decidePromotion } from './failover.js';
+export type { FailoverDecision, FailoverPolicy, PromotionVerdict } from './failover.js';
+export { decideFence } from './fence.js';
+export type { FenceVerdict } from './fence.js';
+export { planSlotDrops, SlotWatch } from './slots.js';
+export type { SlotDropPlan, SlotPolicy, SlotRow } from './slots.js';
+export { livingWitnesses, observeWitnesses } from './witnesses.js';
+export type { WitnessInput, WitnessObservation, WitnessRules } from './witnesses.js';

@@ -1,0 +1,153 @@
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml } from 'yaml';
+import { type ConfigFile, configFileSchema } from './config-schema.js';
+
+/** The configuration of monitor, worker and CLI: the file plus secrets and overrides from the environment. Frozen. */
+export interface Config extends ConfigFile {
+  instanceId: string;
+  /** Database password; never logged. */
+  databasePassword: string | undefined;
+  /** HMAC key for bus events; never logged. */
+  busKey: string | undefined;
+  /** Bearer token the monitor's HTTP API requires; never logged. */
+  httpToken: string | undefined;
+  /** Bearer token the worker's HTTP API requires; never logged. */
+  workerHttpToken: string | undefined;
+  /** CA certificate contents when `database.ssl.caFile` is set. */
+  databaseCa: string | undefined;
+  /** Password of the replication role (worker: repointing); never logged. */
+  replicationPassword: string | undefined;
+}
+
+/** A configuration that cannot be used; `issues` names each field and the fix. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  readonly issues: string[];
+
+  constructor(source: string, issues: string[]) {
+    super(`invalid configuration (${source}):\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.issues = issues;
+  }
+}
+
+/** Environment variables that override file values (empty counts as unset). */
+export const ENV_OVERRIDES = {
+  PGREPLICA_CLUSTER: 'cluster',
+  PGREPLICA_REDIS_URL: 'redis.url',
+  PGREPLICA_INSTANCE_ID: 'instanceId',
+  PGREPLICA_HTTP_HOST: 'monitor.http.host',
+  PGREPLICA_HTTP_PORT: 'monitor.http.port',
+  PGREPLICA_WORKER_HTTP_HOST: 'worker.http.host',
+  PGREPLICA_WORKER_HTTP_PORT: 'worker.http.port',
+  PGREPLICA_FAILOVER_POLICY: 'failover.policy',
+  PGREPLICA_PROBE_INTERVAL_MS: 'monitor.probeIntervalMs',
+} as const;
+
+function setPath(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    if (typeof node[part] !== 'object' || node[part] === null) node[part] = {};
+    node = node[part] as Record<string, unknown>;
+  }
+  node[parts.at(-1)!] = value;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((acc, part) => (typeof part === 'number' ? `${acc}[${part}]` : acc ? `${acc}.${String(part)}` : String(part)), '') || '(root)';
+}
+
+function readSecretFile(path: string, field: string, issues: string[]): string | undefined {
+  try {
+    const value = readFileSync(path, 'utf8').split('\n')[0]!.trim();
+    if (!value) issues.push(`${field}: ${path} is empty; put the secret on its first line`);
+    return value || undefined;
+  } catch (err) {
+    issues.push(`${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); fix the path or its permissions`);
+    return undefined;
+  }
+}
+
+/**
+ * Validates a parsed config object plus environment overrides and secrets.
+ * @throws ConfigError listing every problem at once.
+ */
+export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'config'): Config {
+  const issues: string[] = [];
+  const input = structuredClone(raw ?? {}) as Record<string, unknown>;
+  if (typeof input !== 'object' || Array.isArray(input)) throw new ConfigError(source, ['(root): must be a mapping of settings']);
+  for (const [variable, path] of Object.entries(ENV_OVERRIDES)) {
+    const value = env[variable];
+    if (value === undefined || value === '') continue;
+    const numeric = path.endsWith('port') || path.endsWith('Ms');
+    if (numeric && !/^\d+$/.test(value)) {
+      issues.push(`${variable}: must be a whole number, got "${value}"`);
+      continue;
+    }
+    if (path === 'redis.url') input.redis = { url: value };
+    else setPath(input, path, numeric ? Number(value) : value);
+  }
+  // Checked on the raw input so it is reported together with schema errors.
+  if (Array.isArray(input.nodes)) {
+    const seen = new Map<unknown, number>();
+    input.nodes.forEach((n: unknown, i: number) => {
+      const id = (n as { id?: unknown } | null)?.id;
+      if (typeof id !== 'string') return;
+      const first = seen.get(id);
+      if (first !== undefined) issues.push(`nodes[${i}].id: duplicate node id "${id}" (also nodes[${first}]); ids must be unique`);
+      else seen.set(id, i);
+    });
+  }
+  const parsed = configFileSchema.safeParse(input);
+  if (!parsed.success || issues.length > 0) {
+    for (const issue of parsed.error?.issues ?? []) {
+      const message =
+        issue.code === 'unrecognized_keys'
+          ? `unknown field(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}: remove or correct the spelling`
+          : issue.message;
+      issues.push(`${formatPath(issue.path)}: ${message}`);
+    }
+    throw new ConfigError(source, issues);
+  }
+  const file = parsed.data;
+  const nonEmpty = (v: string | undefined) => (v === undefined || v === '' ? undefined : v);
+  const databasePassword = file.database.passwordFile
+    ? readSecretFile(file.database.passwordFile, 'database.passwordFile', issues)
+    : nonEmpty(env[file.database.passwordEnv]);
+  const busKey = file.bus.keyFile ? readSecretFile(file.bus.keyFile, 'bus.keyFile', issues) : nonEmpty(env[file.bus.keyEnv]);
+  if (busKey !== undefined && busKey.length < 16) issues.push(`bus key: must be at least 16 characters (set ${file.bus.keyEnv} or bus.keyFile)`);
+  const databaseCa = file.database.ssl?.caFile ? readSecretFile(file.database.ssl.caFile, 'database.ssl.caFile', issues) : undefined;
+  const replication = file.worker.replication;
+  const replicationPassword = replication.passwordFile
+    ? readSecretFile(replication.passwordFile, 'worker.replication.passwordFile', issues)
+    : nonEmpty(env[replication.passwordEnv]);
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  return Object.freeze({
+    ...file,
+    instanceId: file.instanceId ?? `${hostname()}:${process.pid}`,
+    databasePassword,
+    busKey,
+    httpToken: nonEmpty(env[file.monitor.http.tokenEnv]),
+    workerHttpToken: nonEmpty(env[file.worker.http.tokenEnv]),
+    databaseCa,
+    replicationPassword,
+  });
+}
+
+/** Reads and validates a YAML or JSON config file. @throws ConfigError */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(path, [`cannot read the file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); pass an existing file with --config`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text); // YAML is a superset of JSON: both work.
+  } catch (err) {
+    throw new ConfigError(path, [`not valid YAML or JSON: ${(err as Error).message}`]);
+  }
+  return resolveConfig(raw, env, path);
+}

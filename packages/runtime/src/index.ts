@@ -1,0 +1,12 @@
+export { ConfigError, ENV_OVERRIDES, loadConfig, resolveConfig } from './config.js';
+export type { Config } from './config.js';
+export { configFileSchema, MIN_PROBE_INTERVAL_MS } from './config-schema.js';
+export type { ConfigFile } from './config-schema.js';
+export { databaseSsl, probeConnection } from './database.js';
+export { bearerMatches, closeServer, createServiceApp, listen } from './http.js';
+export type { HttpServer, ServiceHttpOptions } from './http.js';
+export { createLogger, REDACT_PATHS } from './logger.js';
+export { mainOf, runService } from './service-main.js';
+export type { Service, ServiceProgram } from './service-main.js';
+export { runShutdownSteps } from './shutdown.js';
+export type { ShutdownStep } from './shutdown.js';

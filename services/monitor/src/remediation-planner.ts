@@ -1,0 +1,106 @@
+import { decideFailover, type FailoverDecision, observeWitnesses, SlotWatch } from '@pgreplica/decisions';
+import type { NodeSample, RoundAssessment } from '@pgreplica/probe';
+import { jobId, type JobName, type JobPayloadMap, type PrimaryRecord } from '@pgreplica/protocol';
+import type { Config } from '@pgreplica/runtime';
+
+/** A job the monitor should enqueue. */
+export interface PlannedJob<N extends JobName = JobName> {
+  name: N;
+  payload: JobPayloadMap[N];
+  /** Deterministic id: a duplicate enqueue is a no-op. */
+  jobId: string;
+}
+
+/** What one round calls for. */
+export interface RemediationPlan {
+  jobs: PlannedJob[];
+  /** A failover that would run but is suppressed; `announce` is true once per episode. */
+  suppressed: (Extract<FailoverDecision, { action: 'suppress' }> & { announce: boolean }) | null;
+}
+
+/**
+ * Decides, round by round, which remediation the leader monitor triggers:
+ * slot cleanups (through a {@link SlotWatch}), fences of writable nodes that
+ * are not the primary of the epoch, and promotion when the primary is dead
+ * (by {@link decideFailover}). No I/O: the monitor enqueues and publishes.
+ */
+export class RemediationPlanner {
+  readonly #config: Config;
+  readonly #slotWatch = new SlotWatch();
+  readonly #announced = new Set<string>();
+
+  constructor(config: Config) {
+    this.#config = config;
+  }
+
+  /** The plan for one round, given who is primary (`record`), the pause flag and each node's latest sample. */
+  plan(round: RoundAssessment, record: PrimaryRecord | null, paused: boolean, sampleOf: (nodeId: string) => NodeSample | null, nowMs: number): RemediationPlan {
+    const cluster = this.#config.cluster;
+    const epoch = record?.epoch ?? 0;
+    const jobs: PlannedJob[] = [];
+    if (round.primarySample) {
+      const slots = this.#config.slots;
+      for (const slot of this.#slotWatch.evaluate(round.primarySample.slots, slots, nowMs)) {
+        jobs.push({
+          name: 'slot-cleanup',
+          payload: {
+            cluster,
+            epoch,
+            slotName: slot.slotName,
+            maxRetainedBytes: slots.maxRetainedBytes,
+            inactiveGraceMs: slots.inactiveGraceMs,
+            dryRun: false,
+            reason: `inactive for ${this.#slotWatch.inactiveForMs(slot.slotName, nowMs)} ms, retaining ${slot.retainedBytes} bytes`,
+          },
+          jobId: jobId('slot-cleanup', { cluster, epoch, slotName: slot.slotName }),
+        });
+      }
+    }
+    if (!record) return { jobs, suppressed: null };
+    const primaryId = record.primaryId;
+    // A writable node that is not the primary of the epoch (a returning old
+    // primary, a replica promoted by hand): have the worker fence it.
+    for (const node of round.nodes) {
+      if (node.reason !== 'second-primary' && node.reason !== 'stale-primary') continue;
+      jobs.push({
+        name: 'fence',
+        payload: { cluster, epoch, nodeId: node.id, reason: `writable, but the primary of epoch ${epoch} is ${primaryId}` },
+        jobId: jobId('fence', { cluster, epoch, nodeId: node.id }),
+      });
+    }
+    const primary = round.nodes.find((n) => n.id === primaryId);
+    const witnesses = observeWitnesses(
+      round.nodes.filter((n) => n.id !== primaryId).map((n) => ({ nodeId: n.id, reachable: round.reachable.has(n.id), sample: sampleOf(n.id) })),
+      {
+        otherNodeAddresses: new Set(this.#config.nodes.filter((n) => n.id !== primaryId).map((n) => `${n.host}:${n.port}`)),
+        witnessFreshMs: this.#config.failover.witnessFreshMs,
+        nowMs,
+      },
+    );
+    const decision = decideFailover({ primary, witnesses, policy: this.#config.failover, paused, nowMs });
+    if (decision.action === 'none') {
+      if (primary?.status !== 'unhealthy') this.#announced.clear();
+      return { jobs, suppressed: null };
+    }
+    if (decision.action === 'suppress') {
+      const episode = `${epoch}:${decision.reason}`;
+      const announce = !this.#announced.has(episode);
+      this.#announced.add(episode);
+      return { jobs, suppressed: { ...decision, announce } };
+    }
+    jobs.push({
+      name: 'promote',
+      payload: {
+        cluster,
+        epoch,
+        failedPrimaryId: primaryId,
+        maxLagOnFailoverBytes: this.#config.failover.maxLagOnFailoverBytes,
+        automatic: true,
+        dryRun: false,
+        detectedAt: primary?.since ?? new Date(nowMs).toISOString(),
+      },
+      jobId: jobId('promote', { cluster, epoch }),
+    });
+    return { jobs, suppressed: null };
+  }
+}
