@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClassifierCache, classify } from './classifier.js';
-import { CORPUS } from './classifier.corpus.js';
-import { oracleTarget } from './classifier.oracle.js';
+import { CORPUS } from './test-support/classifier-corpus.js';
+import { oracleTarget } from './test-support/classifier-oracle.js';
 
 describe('classifier corpus', () => {
   it('has at least 150 statements', () => {
