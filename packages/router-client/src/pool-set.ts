@@ -104,13 +104,6 @@ export class PoolSet {
     entry?.pool.end().catch(() => {});
   }
 
-  /** Pool sizes, for metrics and the health handler. */
-  stats(): Record<string, { total: number; idle: number; waiting: number }> {
-    const out: Record<string, { total: number; idle: number; waiting: number }> = {};
-    for (const [id, { pool }] of this.#pools) out[id] = { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
-    return out;
-  }
-
   async close(): Promise<void> {
     const pools = [...this.#pools.values()];
     this.#pools.clear();
