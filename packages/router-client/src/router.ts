@@ -10,81 +10,13 @@ import { RouterMetrics } from './metrics.js';
 import { NodeStats } from './node-stats.js';
 import { DEFAULT_ROUTER_OPTIONS, MIN_STALE_AFTER_MS, type RouterLogger, type RouterOptions, type StaticNode } from './options.js';
 import { PoolSet } from './pool-set.js';
+import type { NodeMetrics, QueryOptions, ReadOptions, RouteDecision, RouterEventMap, SessionHost, TransactionClient, TransactionOptions, WriteResult } from './router-types.js';
 import { ProbeSource } from './probe-source.js';
 import { type RankedReplica, rankReplicas, type ReadConstraints, type RouteReason } from './selection.js';
 import { Session } from './session.js';
 import { TokenBucket } from './token-bucket.js';
 import { type ConsistencyToken, decodeToken, type DecodedToken, encodeToken, laterToken } from './tokens.js';
 import { TopologyStore } from './topology-store.js';
-
-/** Per-call options of reads (and of `query()` when it classifies a read). */
-export interface ReadOptions {
-  /** Staleness bound for this call. @default defaults.maxLagMs */
-  maxLagMs?: number;
-  /** Read-your-writes: only a node known to have replayed this token serves the read. */
-  after?: ConsistencyToken | null | undefined;
-}
-
-/** Per-call options of `query()`. */
-export interface QueryOptions extends ReadOptions {
-  /** Skip the classifier. */
-  target?: 'primary' | 'replica';
-}
-
-/** Result of a write: the node-postgres result plus the read-your-writes token. */
-export type WriteResult<R extends pg.QueryResultRow = pg.QueryResultRow> = pg.QueryResult<R> & { token: ConsistencyToken };
-
-/** The statement API of a transaction. */
-export interface TransactionClient {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
-}
-
-/** Options of `transaction()`. */
-export interface TransactionOptions extends ReadOptions {
-  /** A read-only transaction may run on a replica. @default false */
-  readOnly?: boolean;
-}
-
-/** Where a call goes and why (`explain()`, `getReadTarget()`). */
-export interface RouteDecision {
-  nodeId: string | null;
-  role: 'primary' | 'replica' | null;
-  reason: RouteReason;
-  /** `postgres://user@host:port/database`, no password. */
-  target: string | null;
-  classification?: Classification;
-}
-
-/** Per-node figures of `getMetrics()`. */
-export interface NodeMetrics {
-  id: string;
-  target: string;
-  role: NodeState['role'];
-  status: NodeState['status'];
-  reason: NodeState['reason'];
-  lagMs: number | null;
-  lagBytes: number | null;
-  lastHealthCheckAt: string | null;
-  consecutiveFailures: number;
-  totalQueries: number;
-  failedQueries: number;
-  successRate: number;
-  inFlight: number;
-  latencyEwmaMs: number | null;
-  bannedForMs: number;
-  /** Message of the last connection failure this router saw on the node. */
-  lastError: string | null;
-}
-
-/** Events of a {@link Router}. Hosts must listen to `error`, as with `pg.Pool`. */
-export interface RouterEventMap {
-  /** The topology the router routes by changed. */
-  topology: [topology: Topology];
-  /** The bus went stale (`active: true`, routing by the fallback) or fresh again. */
-  fallback: [state: { active: boolean; mode: 'primary' | 'probe'; ageMs: number }];
-  /** A background error: an idle pooled connection died, Redis failed. Never a query's error. */
-  error: [err: Error];
-}
 
 const NOOP_LOGGER: RouterLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
@@ -123,7 +55,7 @@ function nodeFromStatic(n: StaticNode): NodeState {
  * that satisfies the call's constraints, writes to the primary of the
  * highest epoch. No Redis or monitor call on the query path.
  */
-export class Router extends EventEmitter<RouterEventMap> {
+export class Router extends EventEmitter<RouterEventMap> implements SessionHost {
   readonly cluster: string;
   readonly metrics: RouterMetrics;
   readonly #options: RouterOptions;

@@ -3,7 +3,8 @@
  * from request to response, and a health handler. Works with Node's
  * `http` objects and anything shaped like them (Express, Fastify's raw req/res).
  */
-import type { NodeMetrics, Router } from '../router.js';
+import type { Router } from '../router.js';
+import type { NodeMetrics } from '../router-types.js';
 import type { Session } from '../session.js';
 import { TOKEN_PATTERN } from '../tokens.js';
 
