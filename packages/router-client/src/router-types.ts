@@ -59,7 +59,7 @@ export interface NodeMetrics {
   inFlight: number;
   latencyEwmaMs: number | null;
   bannedForMs: number;
-  /** Message of the last connection failure this router saw on the node. */
+  /** Message of the connection failure that last got the node banned (a read's or a read-only transaction's); write failures do not set it. */
   lastError: string | null;
 }
 
@@ -69,7 +69,7 @@ export interface RouterEventMap {
   topology: [topology: Topology];
   /** The bus went stale (`active: true`, routing by the fallback) or fresh again. */
   fallback: [state: { active: boolean; mode: 'primary' | 'probe'; ageMs: number }];
-  /** A background error: an idle pooled connection died, Redis failed. Never a query's error. */
+  /** A background error: an idle pooled connection died. Never a query's error. Redis errors are only logged (debug): the bus reconnects by itself. */
   error: [err: Error];
 }
 

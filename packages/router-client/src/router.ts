@@ -106,7 +106,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
 
   /**
    * Resolves once a topology is known (from the bus, the seed nodes' probes,
-   * or a reload). Rejects after `readyTimeoutMs`.
+   * or a reload). After `readyTimeoutMs` it resolves if there is a topology
+   * at all (unprobed seed nodes count), else rejects.
    */
   ready(): Promise<void> {
     return this.#view.ready();
@@ -120,7 +121,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   /**
    * Runs a statement, routed by the classifier (`routing: 'classify'`):
    * reads to a replica, everything else — and anything unsure — to the
-   * primary. With `routing: 'explicit'` it always uses the primary.
+   * primary. With `routing: 'explicit'` it uses the primary unless the call
+   * passes `target`.
    */
   async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = {}): Promise<pg.QueryResult<R>> {
     this.#view.assertOpen('query()');

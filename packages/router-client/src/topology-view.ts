@@ -181,7 +181,8 @@ export class TopologyView {
 
   /**
    * Resolves once a topology is known (from the bus, the seed nodes' probes,
-   * or a reload). Rejects after `readyTimeoutMs`.
+   * or a reload). After `readyTimeoutMs` it resolves if there is a topology
+   * at all (unprobed seed nodes count), else rejects.
    */
   async ready(): Promise<void> {
     this.assertOpen('ready()');
