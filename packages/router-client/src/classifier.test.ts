@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ClassifierCache, classify } from './classifier.js';
-import { CORPUS } from './classifier.corpus.js';
-import { oracleTarget } from './classifier.oracle.js';
+import { CORPUS } from './test-support/classifier-corpus.js';
+import { oracleTarget } from './test-support/classifier-oracle.js';
 
 describe('classifier corpus', () => {
   it('has at least 150 statements', () => {
@@ -42,11 +42,13 @@ describe('classify details', () => {
 
   it('caches by statement text, bounded', () => {
     const cache = new ClassifierCache(2);
-    cache.classify('SELECT 1');
-    cache.classify('SELECT 1');
+    const first = cache.classify('SELECT 1');
+    // A hit returns the cached verdict itself; a miss classifies anew.
+    expect(cache.classify('SELECT 1')).toBe(first);
     cache.classify('SELECT 2');
-    cache.classify('SELECT 3');
-    cache.classify('SELECT 1');
-    expect({ hits: cache.hits, misses: cache.misses }).toEqual({ hits: 1, misses: 4 });
+    cache.classify('SELECT 3'); // evicts 'SELECT 1', the oldest
+    const again = cache.classify('SELECT 1');
+    expect(again).not.toBe(first);
+    expect(again).toEqual(first);
   });
 });

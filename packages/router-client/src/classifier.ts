@@ -260,8 +260,6 @@ export class ClassifierCache {
   readonly #cache = new Map<string, Classification>();
   readonly #max: number;
   readonly #options: ClassifyOptions;
-  hits = 0;
-  misses = 0;
 
   constructor(maxEntries = DEFAULT_CLASSIFIER_CACHE_SIZE, options: ClassifyOptions = {}) {
     this.#max = maxEntries;
@@ -270,11 +268,7 @@ export class ClassifierCache {
 
   classify(sql: string): Classification {
     const cached = this.#cache.get(sql);
-    if (cached) {
-      this.hits++;
-      return cached;
-    }
-    this.misses++;
+    if (cached) return cached;
     const result = classify(sql, this.#options);
     if (this.#cache.size >= this.#max) {
       // Drop the oldest entry (Map iterates in insertion order).

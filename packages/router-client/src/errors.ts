@@ -6,8 +6,7 @@ export type RouterErrorCode =
   | 'no-primary'
   | 'fallback-budget'
   | 'write-pause-timeout'
-  | 'fenced'
-  | 'connection';
+  | 'fenced';
 
 /** Base error of the router. `cause` holds the underlying error. */
 export class RouterError extends Error {
@@ -41,7 +40,7 @@ const CONNECTION_SQLSTATES = new Set(['57P01', '57P02', '57P03', '08000', '08003
  * node, not the statement): safe to try a read elsewhere.
  */
 export function isConnectionError(err: unknown): boolean {
-  if (err instanceof RouterError) return err.code === 'connection' || err.code === 'fenced';
+  if (err instanceof RouterError) return err.code === 'fenced';
   const e = err as { code?: unknown; message?: unknown } | null;
   if (!e) return false;
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || CONNECTION_SQLSTATES.has(e.code))) return true;

@@ -17,7 +17,7 @@ export type {
   TransactionClient,
   TransactionOptions,
   WriteResult,
-} from './router.js';
+} from './router-types.js';
 export { rankReplicas } from './selection.js';
 export type { RankedReplica, Ranking, ReadConstraints, RouteReason } from './selection.js';
 export { Session } from './session.js';

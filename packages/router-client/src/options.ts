@@ -49,7 +49,7 @@ export interface FallbackBudgetOptions {
   ratePerSec?: number;
   /** @default 50 */
   burst?: number;
-  /** How long a read past the budget waits for a token or a replica before failing. @default 100 */
+  /** How long a read past the budget waits for a budget token before failing. @default 100 */
   waitMs?: number;
 }
 
@@ -83,7 +83,7 @@ export interface RouterOptions {
   registry?: Registry;
   /** How long writes wait for a switchover to finish. @default 5_000 */
   maxWritePauseMs?: number;
-  /** Read-your-writes: how long a read may wait for a replica to replay its token before using the primary. @default 0 */
+  /** Read-your-writes: how long a read waits for each candidate replica to replay its token before trying the next (the primary last). @default 0 */
   waitForLsnMs?: number;
   fallbackBudget?: FallbackBudgetOptions;
   /** Local ban of a replica after a connection failure: first and longest. @default { baseMs: 500, maxMs: 30_000 } */

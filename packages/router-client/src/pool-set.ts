@@ -21,9 +21,12 @@ const FENCE_QUERY = `SELECT pg_is_in_recovery() AS in_recovery, (SELECT system_i
 /**
  * One `pg.Pool` per node, created on first use and drained when the node
  * leaves the topology. Client-side fencing: a connection used for writes is
- * checked once per epoch — not in recovery, and the cluster's system
- * identifier — so a missed `primary.changed` cannot send a write to a
- * demoted or foreign server.
+ * checked before its first write in each epoch — not in recovery, and the
+ * cluster's system identifier once that is known — so a missed
+ * `primary.changed` cannot send a write to a server that was restarted as a
+ * standby, or to a foreign one. It does not catch a primary made read-only
+ * (`default_transaction_read_only`, as a switchover or a soft fence does):
+ * that server refuses the write with 25006, and the router retries it.
  */
 export class PoolSet {
   readonly #pools = new Map<string, { pool: pg.Pool; host: string; port: number }>();
@@ -102,13 +105,6 @@ export class PoolSet {
     const entry = this.#pools.get(id);
     this.#pools.delete(id);
     entry?.pool.end().catch(() => {});
-  }
-
-  /** Pool sizes, for metrics and the health handler. */
-  stats(): Record<string, { total: number; idle: number; waiting: number }> {
-    const out: Record<string, { total: number; idle: number; waiting: number }> = {};
-    for (const [id, { pool }] of this.#pools) out[id] = { total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
-    return out;
   }
 
   async close(): Promise<void> {

@@ -44,10 +44,6 @@ export class ProbeSource {
     this.#assessor = new ClusterAssessor(options.nodes, { ...DEFAULT_HEALTH_THRESHOLDS, rise: 1, fall: 2 }, null);
   }
 
-  get running(): boolean {
-    return this.#running;
-  }
-
   /** Probes now and then every interval until {@link stop}. */
   start(): void {
     if (this.#running) return;

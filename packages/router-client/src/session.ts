@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { QueryOptions, ReadOptions, Router, TransactionClient, TransactionOptions, WriteResult } from './router.js';
+import type { QueryOptions, ReadOptions, SessionHost, TransactionClient, TransactionOptions, WriteResult } from './router-types.js';
 import { type ConsistencyToken, decodeToken, encodeToken, laterToken } from './tokens.js';
 
 /**
@@ -9,11 +9,11 @@ import { type ConsistencyToken, decodeToken, encodeToken, laterToken } from './t
  * `router.session(token)`.
  */
 export class Session {
-  readonly #router: Router;
+  readonly #router: SessionHost;
   #token: ConsistencyToken | null;
 
   /** @internal use `router.session()` */
-  constructor(router: Router, token: ConsistencyToken | null) {
+  constructor(router: SessionHost, token: ConsistencyToken | null) {
     this.#router = router;
     this.#token = token;
   }

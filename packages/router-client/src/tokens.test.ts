@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RouterError } from './errors.js';
+import { readToken } from './http/index.js';
 import { TokenBucket } from './token-bucket.js';
 import { decodeToken, encodeToken, laterToken } from './tokens.js';
 import { TopologyStore } from './topology-store.js';
@@ -16,6 +17,20 @@ describe('consistency tokens', () => {
   it('refuses what is not a token, with a typed error', () => {
     for (const bad of ['', 'v2.1.0/1', 'v1.x.0/1', 'v1.1.zz', "v1.1.0/1'; DROP TABLE t"]) {
       expect(() => decodeToken(bad)).toThrow(RouterError);
+    }
+  });
+
+  it('the HTTP helper takes from a header exactly what decodeToken accepts', () => {
+    for (const value of ['v1.3.16/B374D848', ' v1.0.0/1 ', '', 'v2.1.0/1', 'v1.x.0/1', 'v1.1.zz', "v1.1.0/1'; DROP TABLE t"]) {
+      const decodes = (() => {
+        try {
+          decodeToken(value);
+          return true;
+        } catch {
+          return false;
+        }
+      })();
+      expect(readToken({ headers: { 'x-pgreplica-token': value } })).toBe(decodes ? value.trim() : null);
     }
   });
 });

@@ -14,7 +14,8 @@ export interface DecodedToken {
   lsn: string;
 }
 
-const TOKEN = /^v1\.(\d{1,15})\.([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8})$/;
+/** The form of a {@link ConsistencyToken}: `v1.<epoch>.<lsn>`, capturing epoch and LSN. */
+export const TOKEN_PATTERN = /^v1\.(\d{1,15})\.([0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8})$/;
 
 /** Encodes a token. */
 export function encodeToken(token: DecodedToken): ConsistencyToken {
@@ -26,7 +27,7 @@ export function encodeToken(token: DecodedToken): ConsistencyToken {
  * @throws RouterError (`invalid-token`) naming the expected format.
  */
 export function decodeToken(token: string): DecodedToken {
-  const match = TOKEN.exec(token.trim());
+  const match = TOKEN_PATTERN.exec(token.trim());
   if (!match || !isLsn(match[2]!)) {
     throw new RouterError('invalid-token', `not a pgreplica consistency token: ${JSON.stringify(token.slice(0, 40))} (expected "v1.<epoch>.<lsn>")`);
   }

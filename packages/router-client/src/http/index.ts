@@ -3,8 +3,10 @@
  * from request to response, and a health handler. Works with Node's
  * `http` objects and anything shaped like them (Express, Fastify's raw req/res).
  */
-import type { NodeMetrics, Router } from '../router.js';
+import type { Router } from '../router.js';
+import type { NodeMetrics } from '../router-types.js';
 import type { Session } from '../session.js';
+import { TOKEN_PATTERN } from '../tokens.js';
 
 /** Header carrying the token by default. */
 export const TOKEN_HEADER = 'x-pgreplica-token';
@@ -24,7 +26,7 @@ export interface ResponseLike {
 export function readToken(req: RequestLike, header = TOKEN_HEADER): string | null {
   const raw = req.headers[header.toLowerCase()];
   const value = Array.isArray(raw) ? raw[0] : raw;
-  return value && /^v1\.\d{1,15}\.[0-9A-Fa-f]{1,8}\/[0-9A-Fa-f]{1,8}$/.test(value.trim()) ? value.trim() : null;
+  return value && TOKEN_PATTERN.test(value.trim()) ? value.trim() : null;
 }
 
 /** Puts the session's token on the response (before the body is sent). */

@@ -1,7 +1,8 @@
 /**
  * Test-only oracle: classifies with PostgreSQL's own parser (libpg-query,
- * WASM) by walking the parse tree. Used to check the lexer on the corpus and
- * in the benchmark that weighs the two; never on the query path.
+ * WASM) by walking the parse tree. The classifier test checks the lexer
+ * against it on the corpus; it is never built into `dist` (the benchmark
+ * calls libpg-query itself).
  */
 const SIDE_EFFECT = /^(nextval|setval|currval|lastval|pg_notify|set_config|txid_current.*|pg_current_xact_id.*|pg_current_wal_.*|pg_switch_wal|pg_reload_conf|pg_terminate_backend|pg_cancel_backend|pg_advisory_.*|pg_try_advisory_.*|lo_.*|dblink.*|pg_create_.*|pg_drop_.*|pg_stat_reset.*)$/;
 

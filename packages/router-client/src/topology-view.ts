@@ -1,0 +1,231 @@
+import type { NodeSpec } from '@pgreplica/probe';
+import type { BusEvent, NodeState, Topology } from '@pgreplica/protocol';
+import { BusClient } from './bus-client.js';
+import { RouterError } from './errors.js';
+import type { RouterMetrics } from './metrics.js';
+import { DEFAULT_ROUTER_OPTIONS, type RouterLogger, type RouterOptions, type StaticNode } from './options.js';
+import { ProbeSource } from './probe-source.js';
+import type { RouterEventMap } from './router-types.js';
+import { TopologyStore } from './topology-store.js';
+
+/** What a {@link TopologyView} tells its router. */
+export interface TopologyViewHooks {
+  /** The topology changed (bus event, reload or local probe). */
+  onTopology(topology: Topology): void;
+  /** The bus went stale or fresh again. */
+  onFallback(state: RouterEventMap['fallback'][0]): void;
+}
+
+function nodeFromStatic(n: StaticNode): NodeState {
+  let host = n.host;
+  let port = n.port;
+  if (n.url) {
+    const u = new URL(n.url);
+    host = u.hostname;
+    port = Number(u.port || 5432);
+  }
+  if (!host || !port) throw new RouterError('invalid-option', `nodes[${n.id}]: give url or host and port`);
+  return {
+    id: n.id,
+    host,
+    port,
+    role: n.role ?? 'replica',
+    status: 'unknown',
+    reason: 'not-probed',
+    priority: n.priority ?? 100,
+    weight: n.weight ?? 1,
+    tags: n.tags ?? [],
+    lagBytes: null,
+    lagMs: null,
+    replayLsn: null,
+    receiveLsn: null,
+    timeline: null,
+    lastCheckAt: null,
+    since: new Date().toISOString(),
+    consecutiveFailures: 0,
+  };
+}
+
+/**
+ * The topology a router routes by, and where it comes from: the static or
+ * seed nodes, the bus, and the router's own probes while the bus is stale
+ * (`fallback: 'probe'`) or absent. Watches the bus's freshness, and lets
+ * callers wait for a first topology or the next change. Whether the router
+ * is closed lives here too, since closing starts by stopping this intake.
+ */
+export class TopologyView {
+  readonly store = new TopologyStore();
+  readonly #options: RouterOptions;
+  readonly #staleAfterMs: number;
+  readonly #log: RouterLogger;
+  readonly #metrics: RouterMetrics;
+  readonly #hooks: TopologyViewHooks;
+  readonly #bus: BusClient | undefined;
+  #probe: ProbeSource | undefined;
+  #busFreshAt = 0;
+  #fallback = false;
+  readonly #freshnessTimer: NodeJS.Timeout;
+  #closed = false;
+  #readyWaiters: (() => void)[] = [];
+  #changeWaiters: (() => void)[] = [];
+
+  /** Seeds the static nodes, then subscribes to the bus or starts probing. @throws RouterError (`invalid-option`) for a node without an address. */
+  constructor(options: RouterOptions, staleAfterMs: number, log: RouterLogger, metrics: RouterMetrics, hooks: TopologyViewHooks) {
+    this.#options = options;
+    this.#staleAfterMs = staleAfterMs;
+    this.#log = log;
+    this.#metrics = metrics;
+    this.#hooks = hooks;
+    if (options.nodes?.length) {
+      const nodes = options.nodes.map(nodeFromStatic);
+      const primary = nodes.find((n) => n.role === 'primary');
+      this.store.setLocal(
+        { cluster: options.cluster, epoch: 0, primaryId: primary?.id ?? null, systemIdentifier: null, nodes, observedAt: new Date().toISOString() },
+        0,
+      );
+    }
+    if (options.redis) {
+      this.#bus = new BusClient(options.redis, options.cluster, options.busKey);
+      this.#bus.on('event', (event) => this.#onBusEvent(event));
+      this.#bus.on('rejected', (rejection, detail) => {
+        this.#metrics.events.inc({ outcome: rejection });
+        this.#log.warn({ rejection, detail }, 'dropped a bus event that failed verification');
+      });
+      this.#bus.on('connected', () => void this.#bus?.reload());
+      this.#bus.on('error', (err) => this.#log.debug({ err }, 'redis error'));
+      this.#bus.start();
+      void this.#bus.reload();
+    } else {
+      this.#startProbing();
+    }
+    this.#freshnessTimer = setInterval(() => this.#checkFreshness(), Math.min(1_000, this.#staleAfterMs / 4));
+    this.#freshnessTimer.unref();
+  }
+
+  /** Whether the router routes by its fallback (the bus is stale). */
+  get fallback(): boolean {
+    return this.#fallback;
+  }
+
+  /** @throws RouterError (`closed`) naming `call` once {@link close} was called. */
+  assertOpen(call: string): void {
+    if (this.#closed) throw new RouterError('closed', `${call} called after close()`);
+  }
+
+  /** Age of the topology: since the last bus event with a bus, else since the last local update. */
+  ageMs(): number {
+    const at = this.#bus ? this.#busFreshAt : this.store.freshAt;
+    return at === 0 ? Number.POSITIVE_INFINITY : Date.now() - at;
+  }
+
+  #onBusEvent(event: BusEvent): void {
+    const outcome = this.store.apply(event, Date.now());
+    this.#metrics.events.inc({ outcome });
+    if (outcome === 'stale' || outcome === 'old-epoch') return;
+    this.#busFreshAt = Date.now();
+    if (outcome === 'applied-gap' || event.type === 'primary.changed') void this.#bus?.reload();
+    if (event.type === 'primary.changed') this.#log.info({ from: event.fromId, to: event.toId, epoch: event.epoch }, 'primary changed');
+    this.#afterTopologyChange();
+    this.#checkFreshness();
+  }
+
+  #afterTopologyChange(): void {
+    const topology = this.store.topology;
+    if (!topology) return;
+    for (const resolve of this.#readyWaiters.splice(0)) resolve();
+    for (const wake of this.#changeWaiters.splice(0)) wake();
+    this.#hooks.onTopology(topology);
+  }
+
+  #checkFreshness(): void {
+    if (!this.#bus || this.#closed) return;
+    const ageMs = this.ageMs();
+    const mode = this.#options.fallback ?? DEFAULT_ROUTER_OPTIONS.fallback;
+    if (!this.#fallback && ageMs > this.#staleAfterMs) {
+      this.#fallback = true;
+      this.#log.warn({ ageMs: Number.isFinite(ageMs) ? ageMs : null, mode }, 'bus topology is stale: routing by the fallback');
+      if (mode === 'probe') this.#startProbing();
+      this.#hooks.onFallback({ active: true, mode, ageMs });
+    } else if (this.#fallback && ageMs <= this.#staleAfterMs) {
+      this.#fallback = false;
+      this.#probe?.stop();
+      this.#log.info({ ageMs }, 'bus topology is fresh again');
+      this.#hooks.onFallback({ active: false, mode, ageMs });
+    }
+  }
+
+  #startProbing(): void {
+    const topology = this.store.topology;
+    if (!topology) return;
+    if (this.#probe) {
+      this.#probe.start();
+      return;
+    }
+    const specs: NodeSpec[] = topology.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, priority: n.priority, weight: n.weight, zone: n.zone, tags: n.tags }));
+    const c = this.#options.connection;
+    this.#probe = new ProbeSource({
+      cluster: this.#options.cluster,
+      nodes: specs,
+      connection: { user: c.user ?? 'postgres', password: c.password, database: c.database ?? 'postgres', ssl: c.ssl },
+      intervalMs: this.#options.probeIntervalMs ?? DEFAULT_ROUTER_OPTIONS.probeIntervalMs,
+      known: { epoch: topology.epoch, primaryId: topology.primaryId, systemIdentifier: topology.systemIdentifier },
+      onTopology: (t) => {
+        // With a bus, probes only fill in while it is stale.
+        if (this.#bus && !this.#fallback) return;
+        this.store.setLocal(t, Date.now());
+        this.#afterTopologyChange();
+      },
+    });
+    this.#probe.start();
+  }
+
+  /**
+   * Resolves once a topology is known (from the bus, the seed nodes' probes,
+   * or a reload). After `readyTimeoutMs` it resolves if there is a topology
+   * at all (unprobed seed nodes count), else rejects.
+   */
+  async ready(): Promise<void> {
+    this.assertOpen('ready()');
+    if (this.store.topology && (this.store.topology.nodes.some((n) => n.status !== 'unknown') || this.#busFreshAt > 0)) return;
+    const timeoutMs = this.#options.readyTimeoutMs ?? DEFAULT_ROUTER_OPTIONS.readyTimeoutMs;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (this.store.topology) resolve();
+        else reject(new RouterError('no-primary', `no topology after ${timeoutMs} ms: Redis unreachable and no seed nodes answer`));
+      }, timeoutMs);
+      timer.unref();
+      this.#readyWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Waits for the next topology change, up to `ms`. */
+  nextChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      timer.unref();
+      this.#changeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** After a write failed without running: look for a new primary (reload), wait a little. */
+  async refresh(): Promise<void> {
+    if (this.#bus) await this.#bus.reload();
+    else await this.#probe?.probeOnce().catch(() => {});
+    await this.nextChange(100);
+  }
+
+  /** Marks the router closed, wakes whoever waits for a change, and closes the bus and the probes. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#freshnessTimer);
+    for (const wake of this.#changeWaiters.splice(0)) wake();
+    await this.#bus?.close().catch(() => {});
+    await this.#probe?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,87 @@
+import type { NodeState } from '@pgreplica/protocol';
+import type pg from 'pg';
+import { isConnectionError, RouterError, sqlState } from './errors.js';
+import type { RoutingParts } from './routing-parts.js';
+import type { RouteReason } from './selection.js';
+import type { DecodedToken } from './tokens.js';
+
+/**
+ * Writes: wait for a writable primary (a switchover holds writes up to
+ * `maxWritePauseMs`), run on a connection fenced for the epoch, and retry —
+ * after a reload — only a write that certainly did not run: a failed
+ * connect, a fencing refusal, or `25006` from a primary made read-only.
+ */
+export class WritePath {
+  readonly #parts: RoutingParts;
+
+  constructor(parts: RoutingParts) {
+    this.#parts = parts;
+  }
+
+  /**
+   * The primary, once no switchover holds writes.
+   * @throws RouterError (`write-pause-timeout` or `no-primary`) at `deadline`.
+   */
+  async waitWritable(deadline: number): Promise<NodeState> {
+    const { cluster, view, maxWritePauseMs } = this.#parts;
+    const store = view.store;
+    for (;;) {
+      const sw = store.switchover;
+      const held = sw !== null && Date.now() - sw.startedAt < maxWritePauseMs;
+      const primary = held ? null : store.primary();
+      if (primary) return primary;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new RouterError(
+          held ? 'write-pause-timeout' : 'no-primary',
+          held ? `writes held by a switchover for more than ${maxWritePauseMs} ms` : `no primary known for cluster ${cluster}`,
+        );
+      }
+      await view.nextChange(Math.min(left, 100));
+    }
+  }
+
+  /** Runs a statement on the primary; with `wantToken`, also returns the commit's token. */
+  async write<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, wantToken: boolean, reason: RouteReason): Promise<{ result: pg.QueryResult<R>; token: DecodedToken | null }> {
+    const { view, pools, executor, metrics } = this.#parts;
+    view.assertOpen('write()');
+    const store = view.store;
+    const deadline = Date.now() + this.#parts.maxWritePauseMs;
+    let lastError: unknown;
+    for (;;) {
+      let primary: NodeState;
+      try {
+        primary = await this.waitWritable(deadline);
+      } catch (err) {
+        throw lastError && (err as RouterError).code === 'no-primary' ? lastError : err;
+      }
+      const epoch = store.epoch;
+      const started = performance.now();
+      let client: pg.PoolClient;
+      try {
+        client = await pools.writeClient(primary, epoch, store.topology?.systemIdentifier ?? null);
+      } catch (err) {
+        if (!isConnectionError(err) || Date.now() >= deadline) throw err;
+        // It certainly did not run: find the (new) primary and try again.
+        lastError = err;
+        executor.statsOf(primary.id).addError(Date.now());
+        metrics.writeRetries.inc({ cause: (err as RouterError).code === 'fenced' ? 'fenced' : 'connect' });
+        await view.refresh();
+        continue;
+      }
+      try {
+        return await executor.write<R>(primary, client, epoch, started, reason, sql, params, wantToken);
+      } catch (err) {
+        if (sqlState(err) === '25006' && Date.now() < deadline) {
+          // Refused by a read-only server (demoted): it did not run. Retry on the new primary.
+          lastError = err;
+          metrics.writeRetries.inc({ cause: 'read-only' });
+          await view.refresh();
+          continue;
+        }
+        // A connection lost mid-statement may or may not have run it: never retried.
+        throw err;
+      }
+    }
+  }
+}
