@@ -2,6 +2,7 @@ import type { Monitor } from '@pgreplica/monitor';
 import type { Router } from '@pgreplica/router-client';
 import { type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import type { RemediationWorker } from '@pgreplica/worker';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers.js';
 import { BusRecorder, startMonitor } from './monitor-fixture.js';
@@ -19,6 +20,8 @@ describe.each([
   let worker: RemediationWorker;
   let db: Router;
   let bus: BusRecorder;
+  /** A plain client (not through the router) connected to the primary before the fault. */
+  let bystander: pg.Client;
 
   beforeAll(async () => {
     sandbox = await startSandbox({ replicas: 2 });
@@ -30,9 +33,13 @@ describe.each([
     db = await startRouter(sandbox, { busKey: BUS_KEY, maxWritePauseMs: 30_000, pool: { max: 4, query_timeout: 5_000 } });
     await routerSees(db, (r) => r.getTopology().topology?.nodes.every((n) => n.status === 'healthy') === true, 15_000, 'all healthy');
     await db.query('CREATE TABLE ledger (id int PRIMARY KEY)');
+    bystander = new pg.Client(sandbox.primary.connectionConfig);
+    bystander.on('error', () => {});
+    await bystander.connect();
   });
   afterAll(async () => {
     if (fault === 'pause' && sandbox?.primary.running) sandbox.primary.resume();
+    await bystander?.end().catch(() => {});
     await db?.close();
     await worker?.close();
     await monitor?.close();
@@ -82,13 +89,16 @@ describe.each([
     expect(await missingOn(sandbox, newPrimary, loop.acked.filter((a) => a.node === newPrimary).map((a) => a.id))).toEqual([]);
   });
 
-  it('never lets the old primary take a write again; it is reported and fenced', async () => {
+  it('fences the old primary when it comes back: no client, router or not, can write there; the monitor reports it fenced', async () => {
     if (fault === 'kill') await sandbox.primary.start();
     else sandbox.primary.resume();
-    const flagged = await bus.waitFor((e) => e.type === 'node.status' && e.nodeId === 'p1' && e.reason === 'stale-primary', 30_000, 'p1 flagged');
-    expect(flagged.type === 'node.status' && flagged.to).toBe('unhealthy');
-    // The worker fences it softly (no fence hook here): read-only by default.
-    await eventually(async () => (await sandbox.primary.query<{ v: string }>("SELECT current_setting('default_transaction_read_only') AS v"))[0]?.v === 'on', 20_000, 'p1 read-only');
+    // The worker fences it (no fence hook here): every database refuses connections, every session is cut.
+    await bus.waitFor((e) => e.type === 'node.status' && e.nodeId === 'p1' && e.reason === 'fenced', 30_000, 'p1 reported fenced');
+    const plain = new pg.Client(sandbox.primary.connectionConfig);
+    plain.on('error', () => {});
+    await expect(plain.connect()).rejects.toThrow(/not currently accepting connections/);
+    // A session opened before the fault (a superuser, overriding any read-only default) is gone too.
+    await expect(bystander.query('BEGIN READ WRITE; INSERT INTO ledger (id) VALUES (-1); COMMIT')).rejects.toThrow();
     const ports = portMap(sandbox);
     for (let i = 0; i < 20; i++) {
       const { rows } = await db.write<{ port: number }>('INSERT INTO ledger (id) VALUES ($1) RETURNING inet_server_port() AS port', [1_000_000 + i]);

@@ -62,7 +62,8 @@ describe('monitor: remediation triggers', () => {
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const found = await jobs('slot-cleanup');
     expect(found).toHaveLength(1);
-    expect(found[0]!.data).toMatchObject({ cluster: 'main', epoch: 1, slotName: 'abandoned', dryRun: false, maxRetainedBytes: 1024 * 1024 });
+    expect(found[0]!.data).toMatchObject({ cluster: 'main', epoch: 1, slotName: 'abandoned', dryRun: false });
+    expect(found[0]!.opts.deduplication).toEqual({ id: 'slot-cleanup.main.e1.abandoned' });
     const metrics = await (await fetch(`http://127.0.0.1:${monitor.httpPort}/metrics`)).text();
     expect(metrics).toMatch(/pgreplica_slot_retained_bytes\{slot="r1"\} \d+/);
     expect(metrics).toContain('pgreplica_slot_active{slot="r1"} 1');
@@ -98,7 +99,7 @@ describe('monitor: remediation triggers', () => {
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     const found = await jobs('promote');
     expect(found).toHaveLength(1);
-    expect(found[0]!.id).toBe('promote.main.e1');
+    expect(found[0]!.opts.deduplication).toEqual({ id: 'promote.main.e1' });
     expect(found[0]!.data).toMatchObject({ cluster: 'main', epoch: 1, failedPrimaryId: 'p1', automatic: true });
     // The worker, which processed it, promoted one replica.
     await bus.waitFor((e) => e.type === 'primary.changed', 20_000, 'primary.changed');

@@ -81,7 +81,7 @@ describe('pgreplica CLI and worker jobs', () => {
     expect(watched.out).toMatch(/snapshot\s+t\d+\/s\d+ e1 primary p1/);
   });
 
-  it('slots lists them; --cleanup --dry-run drops nothing; --cleanup drops only the inactive slot over the limit', async () => {
+  it('slots lists them; --cleanup honours the grace period, --dry-run drops nothing, --cleanup drops only the inactive slot over the limit', async () => {
     await sandbox.primary.query("SELECT pg_create_physical_replication_slot('abandoned', true)");
     await sandbox.primary.query('CREATE TABLE filler AS SELECT g, md5(g::text) AS pad FROM generate_series(1, 40000) g');
     await sandbox.primary.query('SELECT pg_switch_wal()');
@@ -91,6 +91,12 @@ describe('pgreplica CLI and worker jobs', () => {
     const listed = JSON.parse((await pg(['slots', '--json'])).out) as { slot_name: string; active: boolean }[];
     expect(listed.map((s) => s.slot_name)).toEqual(['abandoned', 'fresh', 'r1', 'r2']);
 
+    // Nothing says how long 'abandoned' has been inactive: inside its grace period (1 h here), it stays.
+    const early = JSON.parse((await pg(['slots', '--cleanup', '--json'])).out) as { result: { dropped: string[]; kept: { slotName: string; why: string }[] } };
+    expect(early.result.dropped).toEqual([]);
+    expect(early.result.kept.find((k) => k.slotName === 'abandoned')?.why).toMatch(/inside its grace period of 3600000 ms/);
+    // The worker's own first sighting, kept in Redis: two hours ago.
+    await redis.hset(keys.slotsInactiveSince, 'abandoned', String(Date.now() - 2 * 3_600_000));
     const dry = await pg(['slots', '--cleanup', '--dry-run', '--json']);
     expect(dry.code).toBe(0);
     expect(JSON.parse(dry.out)).toMatchObject({ result: { dryRun: true, dropped: ['abandoned'] } });
@@ -117,7 +123,7 @@ describe('pgreplica CLI and worker jobs', () => {
     const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: keys.queuePrefix });
     try {
       const since = bus.events.length;
-      await queue.add('promote', { cluster: 'main', epoch: 1, failedPrimaryId: 'p1', maxLagOnFailoverBytes: 1e9, automatic: true, dryRun: false, detectedAt: new Date().toISOString() }, { jobId: 'paused-test' });
+      await queue.add('promote', { cluster: 'main', epoch: 1, failedPrimaryId: 'p1', automatic: true, dryRun: false, detectedAt: new Date().toISOString() }, { jobId: 'paused-test' });
       const event = await bus.waitFor((e) => e.type === 'failover.suppressed' && e.reason === 'paused', 10_000, 'suppressed: paused', since);
       expect(event.epoch).toBe(1);
     } finally {
@@ -156,7 +162,7 @@ describe('pgreplica CLI and worker jobs', () => {
     const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: keys.queuePrefix });
     try {
       const since = bus.events.length;
-      await queue.add('promote', { cluster: 'main', epoch: 2, failedPrimaryId: record.primaryId, maxLagOnFailoverBytes: 1e9, automatic: true, dryRun: false, detectedAt: new Date().toISOString() }, { jobId: 'flap-test' });
+      await queue.add('promote', { cluster: 'main', epoch: 2, failedPrimaryId: record.primaryId, automatic: true, dryRun: false, detectedAt: new Date().toISOString() }, { jobId: 'flap-test' });
       const event = await bus.waitFor((e) => e.type === 'failover.suppressed' && e.reason === 'flap-window', 10_000, 'suppressed: flap window', since);
       expect(event.type === 'failover.suppressed' && event.detail).toContain('at most one per');
     } finally {

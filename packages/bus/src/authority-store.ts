@@ -29,17 +29,25 @@ export class AuthorityStore extends BusKeyed {
     return parsePrimaryRecord(await this.redis.get(this.keys.primary));
   }
 
-  /** Writes the first record; returns it, or null when another instance was first. */
-  async bootstrap(primaryId: string, systemIdentifier: string, minEpoch: number): Promise<PrimaryRecord | null> {
-    const draft: PrimaryRecord = { epoch: 1, primaryId, systemIdentifier, at: new Date().toISOString(), cause: 'bootstrap' };
-    const epoch = Number(await runScript(this.redis, 'authority-bootstrap', [this.keys.primary, this.keys.epoch], [JSON.stringify(draft), Math.max(1, minEpoch)]));
-    return epoch > 0 ? { ...draft, epoch } : null;
+  /**
+   * Writes `record` when the bus has none or one with a lower epoch (first
+   * record, or the bus restored from the databases). Never lowers the epoch.
+   * Returns whether it was written.
+   */
+  async raise(record: PrimaryRecord): Promise<boolean> {
+    return Number(await runScript(this.redis, 'authority-raise', [this.keys.primary, this.keys.epoch, this.keys.changeLock], [JSON.stringify(record), ''])) > 0;
   }
 
-  /** Compare-and-set of the primary record with an epoch bump; the new record, or null when the epoch moved on. */
-  async bumpEpoch(expectedEpoch: number, next: Omit<PrimaryRecord, 'epoch'>): Promise<PrimaryRecord | null> {
-    const epoch = Number(await runScript(this.redis, 'epoch-bump', [this.keys.primary, this.keys.epoch], [expectedEpoch, JSON.stringify({ ...next, epoch: 0 })]));
-    return epoch > 0 ? { ...next, epoch } : null;
+  /**
+   * Announces a new primary: writes `next` (its epoch already recorded in the
+   * new primary's database) only while `lockValue` still holds the change lock,
+   * and only above the current epoch. `lost-lock`: another holder took the
+   * lock (this caller stalled past its TTL); `epoch-moved`: the bus already
+   * has this epoch or a later one.
+   */
+  async announce(next: PrimaryRecord, lockValue: string): Promise<'announced' | 'lost-lock' | 'epoch-moved'> {
+    const result = Number(await runScript(this.redis, 'authority-raise', [this.keys.primary, this.keys.epoch, this.keys.changeLock], [JSON.stringify(next), lockValue]));
+    return result > 0 ? 'announced' : result < 0 ? 'lost-lock' : 'epoch-moved';
   }
 
   /** Whether automatic remediation is paused cluster-wide. */

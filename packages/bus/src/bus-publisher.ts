@@ -20,12 +20,18 @@ export interface BusPublisherOptions {
   fenced?: boolean;
 }
 
+/** How many times a publish re-signs after another publisher took its seq. */
+const MAX_SEQ_CONFLICTS = 10;
+
 /**
  * Numbers and publishes bus events: `(term, seq)` with seq growing by one per
- * event in a term — from a Redis counter every publisher of the term shares
- * (the monitor leader, the worker, the CLI) — the current epoch, and an HMAC
- * signature when a key is set. The leader publishes fenced by its lease;
- * others (`fenced: false`) publish under the current term.
+ * event in a term, shared by every publisher of the term (the monitor leader,
+ * the worker, the CLI), the current epoch, and an HMAC signature when a key
+ * is set. The seq is taken in the same Lua step that appends to the stream
+ * and publishes, so events go out in seq order: the event is signed with the
+ * seq expected, and re-signed when another publisher took it first. The
+ * leader publishes fenced by its lease; others (`fenced: false`) under the
+ * current term.
  */
 export class BusPublisher {
   readonly #redis: Redis | Cluster;
@@ -36,6 +42,7 @@ export class BusPublisher {
   readonly #streamMaxLen: number;
   readonly #fenced: boolean;
   #term = 0;
+  #nextSeq = 1;
 
   constructor(options: BusPublisherOptions) {
     this.#redis = options.redis;
@@ -49,19 +56,31 @@ export class BusPublisher {
 
   /** Starts a new term (after winning the lease). */
   setTerm(term: number): void {
+    if (term !== this.#term) this.#nextSeq = 1;
     this.#term = term;
   }
 
   /** Publishes one event. Throws when Redis fails (the caller counts it; the next snapshot repairs). */
   async publish<T extends BusEventType>(type: T, payload: BusEventPayload<T>, epoch: number): Promise<{ outcome: PublishOutcome; event: BusEventOf<T> }> {
     const keys = this.#keys;
-    const term = this.#fenced ? this.#term : Number((await this.#redis.get(keys.term)) ?? 0);
-    const seq = Number(await runScript(this.#redis, 'next-seq', [keys.seq(term)], []));
-    const event = createEvent(type, payload, { cluster: this.#cluster, term, seq, epoch, key: this.#key });
-    const encoded = encodeEvent(event);
-    const published = this.#fenced
-      ? await runScript(this.#redis, 'fenced-publish', [keys.leader, keys.stream, keys.topology], [this.#instanceId, keys.events, encoded, this.#streamMaxLen, type === 'snapshot' ? '1' : '0'])
-      : await runScript(this.#redis, 'unfenced-publish', [keys.stream], [keys.events, encoded, this.#streamMaxLen]);
-    return { outcome: published === 1 ? 'published' : 'not-leader', event };
+    let term = this.#fenced ? this.#term : Number((await this.#redis.get(keys.term)) ?? 0);
+    let seq = this.#fenced ? this.#nextSeq : Number((await this.#redis.get(keys.seq(term))) ?? 0) + 1;
+    for (let attempt = 0; ; attempt++) {
+      const event = createEvent(type, payload, { cluster: this.#cluster, term, seq, epoch, key: this.#key });
+      const reply = (await runScript(
+        this.#redis,
+        'publish-event',
+        [keys.leader, keys.stream, keys.topology, keys.term, keys.seq(term)],
+        [this.#fenced ? this.#instanceId : '', keys.events, encodeEvent(event), this.#streamMaxLen, type === 'snapshot' ? '1' : '0', term, seq],
+      )) as [number, number, number?];
+      if (reply[0] === 1) {
+        if (this.#fenced) this.#nextSeq = seq + 1;
+        return { outcome: 'published', event };
+      }
+      if (reply[0] === 0) return { outcome: 'not-leader', event };
+      if (attempt >= MAX_SEQ_CONFLICTS) throw new Error(`could not publish ${type}: ${attempt} publishers raced for the next seq of term ${term}`);
+      if (!this.#fenced) term = Number(reply[2] ?? term);
+      seq = Number(reply[1]);
+    }
   }
 }

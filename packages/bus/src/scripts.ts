@@ -4,15 +4,13 @@ import type { Cluster, Redis } from 'ioredis';
 
 /** The Lua scripts of the bus, one file each under `lua/` (the way BullMQ keeps `commands/*.lua`). */
 export const SCRIPT_NAMES = [
-  'fenced-publish',
-  'unfenced-publish',
-  'next-seq',
+  'publish-event',
   'lease-renew',
   'lease-acquire',
   'owner-release',
   'owner-extend',
-  'authority-bootstrap',
-  'epoch-bump',
+  'authority-raise',
+  'lock-acquire',
 ] as const;
 /** @see SCRIPT_NAMES */
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

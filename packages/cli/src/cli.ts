@@ -13,6 +13,7 @@ import {
   busKeys,
   type BusKeys,
   jobId,
+  type JobPayloadMap,
   type NodeState,
   parseEvent,
   parsePrimaryRecord,
@@ -151,7 +152,7 @@ function formatEvent(e: BusEvent): string {
   }
 }
 
-async function runJob(ctx: Ctx, name: 'promote' | 'switchover' | 'slot-cleanup', data: object, id: string, wait: boolean, timeoutMs: number): Promise<unknown> {
+async function runJob<N extends 'promote' | 'switchover' | 'slot-cleanup'>(ctx: Ctx, name: N, data: JobPayloadMap[N], id: string, wait: boolean, timeoutMs: number): Promise<unknown> {
   const connection = duplicateFor(ctx.redis, 'bullmq');
   const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: ctx.keys.queuePrefix });
   const events = wait ? new QueueEvents(REMEDIATION_QUEUE, { connection: duplicateFor(ctx.redis, 'bullmq'), prefix: ctx.keys.queuePrefix }) : undefined;
@@ -261,7 +262,6 @@ export function buildProgram(io: CliIo): Command {
           epoch: record.epoch,
           failedPrimaryId: record.primaryId,
           ...(o.to ? { candidateId: o.to } : {}),
-          maxLagOnFailoverBytes: ctx.config.failover.maxLagOnFailoverBytes,
           automatic: false,
           dryRun: o.dryRun === true,
           detectedAt: new Date().toISOString(),
@@ -305,14 +305,7 @@ export function buildProgram(io: CliIo): Command {
         if (!record) throw new CliError(4, `no primary recorded for cluster "${ctx.config.cluster}"`);
         if (o.dryRun && !o.cleanup) throw new CliError(2, '--dry-run goes with --cleanup');
         if (o.cleanup) {
-          const data = {
-            cluster: ctx.config.cluster,
-            epoch: record.epoch,
-            maxRetainedBytes: ctx.config.slots.maxRetainedBytes,
-            inactiveGraceMs: ctx.config.slots.inactiveGraceMs,
-            dryRun: o.dryRun === true,
-            reason: 'pgreplica slots --cleanup',
-          };
+          const data = { cluster: ctx.config.cluster, epoch: record.epoch, dryRun: o.dryRun === true, reason: 'pgreplica slots --cleanup' };
           await runJob(ctx, 'slot-cleanup', data, `slot-cleanup.${ctx.config.cluster}.e${record.epoch}.manual.${randomUUID()}`, true, 60_000);
           return;
         }

@@ -3,7 +3,7 @@ import { chooseCandidate } from './candidate.js';
 import type { WitnessObservation } from './witnesses.js';
 
 const obs = (nodeId: string, receiveLsn: string | null, extra: Partial<WitnessObservation> = {}): WitnessObservation => ({
-  nodeId, reachable: true, inRecovery: true, receiveLsn, replayLsn: receiveLsn, receiver: 'waiting', lastMessageAgeMs: 5_000, streamingFromPrimary: false, ...extra,
+  nodeId, reachable: true, inRecovery: true, receiveLsn, replayLsn: receiveLsn, receiver: 'waiting', lastMessageAgeMs: 5_000, freshWithinMs: 20_000, streamingFromPrimary: false, ...extra,
 });
 const nodes = [
   { id: 'r1', priority: 1, tags: [] },

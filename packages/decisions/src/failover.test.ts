@@ -7,7 +7,7 @@ import { observeWitnesses, type WitnessInput } from './witnesses.js';
 const t0 = Date.parse('2026-01-01T00:00:00Z');
 const now = t0 + 10_000;
 const policy = { policy: 'auto' as const, failoverAfterMs: 5_000 };
-const rules = { otherNodeAddresses: new Set(['db2:5432', 'db3:5432']), witnessFreshMs: 20_000, nowMs: now };
+const rules = { otherNodeAddresses: new Set(['db2:5432', 'db3:5432']), witnessFreshMs: 20_000, silenceMarginMs: 1_000, nowMs: now };
 const primary = (status: NodeState['status'], reason: NodeState['reason'], sinceMs: number): NodeState => ({
   id: 'p1', host: 'db1', port: 5432, role: 'primary', status, reason, priority: 0, weight: 1, tags: [], lagBytes: 0, lagMs: 0,
   replayLsn: null, receiveLsn: null, timeline: 1, lastCheckAt: null, since: new Date(sinceMs).toISOString(), consecutiveFailures: 3,

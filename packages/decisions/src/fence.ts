@@ -5,19 +5,28 @@ export type FenceVerdict = { fence: true } | { fence: false; reason: string };
 
 /**
  * Decides whether a node reported writable but not the primary of the
- * epoch must be fenced, on the worker's own probe: not when it is the
- * primary of the current record, not when it cannot be reached, not when it
- * is (back) in recovery. Pure.
+ * epoch must be fenced, on the worker's own probe, with the authority the
+ * worker established itself. Never: for another epoch than the job's (the
+ * cluster moved on), the primary of the current record, the candidate of a
+ * promotion in progress (between `pg_promote` and the epoch bump it looks
+ * like a second primary), a node whose own database records this epoch or
+ * a later one, an unreachable node, a replica. Pure.
  */
 export function decideFence(args: {
   nodeId: string;
-  record: PrimaryRecord | null;
-  /** The worker's probe of the node: null when it did not answer. */
-  probe: { inRecovery: boolean } | null;
+  jobEpoch: number;
+  record: PrimaryRecord;
+  /** The worker's probe of the node: null when it did not answer. `epoch`: the latest epoch its database records. */
+  probe: { inRecovery: boolean; epoch: number | null } | null;
+  /** The recorded candidate of a promotion of the current epoch, if any. */
+  candidateId: string | null;
 }): FenceVerdict {
-  const { nodeId, record, probe } = args;
-  if (record?.primaryId === nodeId) return { fence: false, reason: 'it is the primary of the current epoch' };
+  const { nodeId, jobEpoch, record, probe, candidateId } = args;
+  if (record.epoch !== jobEpoch) return { fence: false, reason: `the job is for epoch ${jobEpoch}, the cluster is at epoch ${record.epoch}` };
+  if (record.primaryId === nodeId) return { fence: false, reason: 'it is the primary of the current epoch' };
+  if (candidateId === nodeId) return { fence: false, reason: `it is the candidate of the promotion in progress for epoch ${record.epoch}` };
   if (probe === null) return { fence: false, reason: 'not reachable' };
   if (probe.inRecovery) return { fence: false, reason: 'in recovery (a replica)' };
+  if (probe.epoch !== null && probe.epoch > record.epoch) return { fence: false, reason: `its database records epoch ${probe.epoch}, newer than ${record.epoch}` };
   return { fence: true };
 }

@@ -1,3 +1,5 @@
+export { resolveAuthority } from './authority.js';
+export type { AuthorityResolution, NodeEpochView } from './authority.js';
 export { chooseCandidate } from './candidate.js';
 export type { CandidateChoice, CandidateNode } from './candidate.js';
 export { decideFailover, decidePromotion } from './failover.js';
@@ -6,5 +8,5 @@ export { decideFence } from './fence.js';
 export type { FenceVerdict } from './fence.js';
 export { planSlotDrops, SlotWatch } from './slots.js';
 export type { SlotDropPlan, SlotPolicy, SlotRow } from './slots.js';
-export { livingWitnesses, observeWitnesses } from './witnesses.js';
+export { livingWitnesses, observeWitnesses, witnessFreshWithinMs } from './witnesses.js';
 export type { WitnessInput, WitnessObservation, WitnessRules } from './witnesses.js';

@@ -3,7 +3,7 @@ import { receiverSample } from './test-support.js';
 import { livingWitnesses, observeWitnesses } from './witnesses.js';
 
 const now = Date.parse('2026-01-01T00:00:10Z');
-const rules = { otherNodeAddresses: new Set(['db2:5432', 'db3:5432']), witnessFreshMs: 20_000, nowMs: now };
+const rules = { otherNodeAddresses: new Set(['db2:5432', 'db3:5432']), witnessFreshMs: 20_000, silenceMarginMs: 1_000, nowMs: now };
 
 describe('observeWitnesses', () => {
   it('counts a reachable replica streaming from the primary within witnessFreshMs', () => {
@@ -24,5 +24,14 @@ describe('observeWitnesses', () => {
     );
     expect(livingWitnesses(obs)).toEqual([]);
     expect(obs.find((o) => o.nodeId === 'gone')).toMatchObject({ reachable: false, receiver: null });
+  });
+
+  it('waits as long as an idle primary may leave a healthy receiver silent: half its wal_receiver_timeout, plus the margin', () => {
+    // 60 s timeout: a receiver may hear nothing for 30 s on an idle primary; 25 s of silence proves nothing.
+    const idle = observeWitnesses([{ nodeId: 'r1', reachable: true, sample: receiverSample('streaming', 25_000, now, 'db1:5432', '0/3000000', 60_000) }], rules);
+    expect(idle[0]).toMatchObject({ streamingFromPrimary: true, freshWithinMs: 31_000 });
+    // A 10 s timeout: pings every 5 s, so 20 s (witnessFreshMs) rules.
+    const short = observeWitnesses([{ nodeId: 'r1', reachable: true, sample: receiverSample('streaming', 25_000, now) }], rules);
+    expect(short[0]).toMatchObject({ streamingFromPrimary: false, freshWithinMs: 20_000 });
   });
 });

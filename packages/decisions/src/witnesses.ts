@@ -20,6 +20,8 @@ export interface WitnessObservation {
   receiver: string | null;
   /** Milliseconds since the receiver last heard from its sender. */
   lastMessageAgeMs: number | null;
+  /** How recent its last message must be to count: `witnessFreshMs`, or more where its `wal_receiver_timeout` allows longer silence. */
+  freshWithinMs: number;
   /** Whether it streams from the primary (not cascading from another node) and heard from it within `witnessFreshMs`. */
   streamingFromPrimary: boolean;
 }
@@ -35,7 +37,25 @@ export interface WitnessRules {
   otherNodeAddresses: ReadonlySet<string>;
   /** A receiver that heard from its sender this recently counts as streaming. */
   witnessFreshMs: number;
+  /**
+   * Added to half a replica's `wal_receiver_timeout` (the longest a receiver
+   * stays silent on an idle primary before it pings): the observer's own
+   * sampling delay, e.g. its probe interval.
+   */
+  silenceMarginMs: number;
   nowMs: number;
+}
+
+/**
+ * How recent a witness's last message must be to prove the primary alive.
+ * On an idle primary a healthy receiver hears nothing until it pings, after
+ * half its `wal_receiver_timeout`: a shorter bound would take an idle,
+ * healthy primary cut off from the observers for dead. With the timeout
+ * disabled (0) or unknown, only `witnessFreshMs` is left.
+ */
+export function witnessFreshWithinMs(walReceiverTimeoutMs: number | null, rules: Pick<WitnessRules, 'witnessFreshMs' | 'silenceMarginMs'>): number {
+  if (walReceiverTimeoutMs === null || walReceiverTimeoutMs <= 0) return rules.witnessFreshMs;
+  return Math.max(rules.witnessFreshMs, walReceiverTimeoutMs / 2 + rules.silenceMarginMs);
 }
 
 /**
@@ -50,6 +70,7 @@ export function observeWitnesses(witnesses: readonly WitnessInput[], rules: Witn
     const receiver = s?.walReceiver ?? null;
     const ageMs = receiver?.lastMsgReceiptAt ? rules.nowMs - receiver.lastMsgReceiptAt.getTime() : null;
     const cascading = receiver !== null && rules.otherNodeAddresses.has(`${receiver.senderHost}:${receiver.senderPort}`);
+    const freshWithinMs = witnessFreshWithinMs(s?.walReceiverTimeoutMs ?? null, rules);
     return {
       nodeId: w.nodeId,
       reachable: s !== null,
@@ -58,7 +79,8 @@ export function observeWitnesses(witnesses: readonly WitnessInput[], rules: Witn
       replayLsn: s?.replayLsn ?? null,
       receiver: receiver?.status ?? null,
       lastMessageAgeMs: ageMs,
-      streamingFromPrimary: receiver?.status === 'streaming' && !cascading && ageMs !== null && ageMs <= rules.witnessFreshMs,
+      freshWithinMs,
+      streamingFromPrimary: receiver?.status === 'streaming' && !cascading && ageMs !== null && ageMs <= freshWithinMs,
     };
   });
 }

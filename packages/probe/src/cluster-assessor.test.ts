@@ -12,7 +12,7 @@ const t0 = Date.parse('2026-01-01T00:00:00Z');
 function primary(lsn: string, streaming = ['r1', 'r2']): NodeSample {
   return {
     inRecovery: false, systemIdentifier: SYSID, timeline: 1, currentLsn: lsn, receiveLsn: null, replayLsn: null,
-    replayPaused: false, lastReplayAt: null, serverNow: new Date(), walReceiver: null, heartbeat: null,
+    replayPaused: false, lastReplayAt: null, serverNow: new Date(), walReceiver: null, heartbeat: null, epoch: null, termFloor: null, stateError: null, walReceiverTimeoutMs: 60_000, synchronousStandbyNames: "",
     standbys: streaming.map((id, i) => ({
       pid: i, applicationName: id, clientAddr: '127.0.0.1', state: 'streaming', syncState: 'async', sentLsn: lsn, writeLsn: lsn,
       flushLsn: lsn, replayLsn: lsn, writeLagMs: null, flushLagMs: null, replayLagMs: null, replayLagBytes: 0, slotName: id,
@@ -26,12 +26,13 @@ function replica(receive: string, replay: string, extra: Partial<NodeSample> = {
     inRecovery: true, systemIdentifier: SYSID, timeline: 1, currentLsn: null, receiveLsn: receive, replayLsn: replay,
     replayPaused: false, lastReplayAt: null, serverNow: new Date(),
     walReceiver: { status: 'streaming', receivedTimeline: 1, lastMsgReceiptAt: new Date(), senderHost: '127.0.0.1', senderPort: 5000, slotName: 'r' },
-    heartbeat: null, standbys: [], slots: [], ...extra,
+    heartbeat: null, epoch: null, termFloor: null, stateError: null, walReceiverTimeoutMs: 60_000, synchronousStandbyNames: "", standbys: [], slots: [], ...extra,
   };
 }
 
-const ok = (nodeId: string, sample: NodeSample): ProbeResult => ({ ok: true, nodeId, startedAt: new Date(), durationMs: 1, sample });
-const fail = (nodeId: string): ProbeResult => ({ ok: false, nodeId, startedAt: new Date(), durationMs: 1, failure: 'unreachable', error: 'ECONNREFUSED' });
+const ok = (nodeId: string, sample: NodeSample, startedAt = new Date()): ProbeResult => ({ ok: true, nodeId, startedAt, durationMs: 1, sample });
+const fail = (nodeId: string, startedAt = new Date()): ProbeResult => ({ ok: false, nodeId, startedAt, durationMs: 1, failure: 'unreachable', error: 'ECONNREFUSED' });
+const at = (s: number) => new Date(t0 + s * 1000);
 
 describe('ClusterAssessor', () => {
   it('reports roles, healthy status and zero lag for a caught-up cluster', () => {
@@ -91,11 +92,45 @@ describe('ClusterAssessor', () => {
     expect(round.nodes[1]).toMatchObject({ status: 'unhealthy', reason: 'system-id-mismatch' });
   });
 
-  it('names replay stalled within two rounds: WAL arrives, replay does not move', () => {
+  it('names replay stalled when WAL waits and replay does not move for replayStalledAfterMs', () => {
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, replayStalledAfterMs: 3_000 }, null);
+    const round = (s: number, lsn: string) =>
+      a.assess([ok('p1', primary(lsn), at(s)), ok('r1', replica(lsn, '0/4000'), at(s)), ok('r2', replica(lsn, lsn), at(s))], authority, at(s));
+    round(0, '0/5000');
+    expect(round(1, '0/6000').nodes[1]).toMatchObject({ status: 'healthy' });
+    expect(round(3, '0/7000').nodes[1]).toMatchObject({ status: 'healthy' });
+    expect(round(4, '0/8000').nodes[1]).toMatchObject({ status: 'degraded', reason: 'replay-stalled', lagBytes: 0x4000 });
+  });
+
+  it('does not call one pair of samples that caught a record received but not yet replayed a stall', () => {
+    // Seen under load: a 184-byte heartbeat record received, not yet replayed, in one sample.
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 1 }, null);
+    a.assess([ok('p1', primary('0/50B8'), at(0)), ok('r1', replica('0/5000', '0/5000'), at(0)), ok('r2', replica('0/5000', '0/5000'), at(0))], authority, at(0));
+    const caught = a.assess([ok('p1', primary('0/50B8'), at(1)), ok('r1', replica('0/50B8', '0/5000'), at(1)), ok('r2', replica('0/50B8', '0/50B8'), at(1))], authority, at(1));
+    expect(caught.nodes[1]).toMatchObject({ status: 'healthy' });
+    const next = a.assess([ok('p1', primary('0/5170'), at(2)), ok('r1', replica('0/5170', '0/5170'), at(2)), ok('r2', replica('0/5170', '0/5170'), at(2))], authority, at(2));
+    expect(next.nodes[1]).toMatchObject({ status: 'healthy' });
+  });
+
+  it('keeps the replicas of an unreachable primary serving as stale, their lag growing with the time since it was last seen', () => {
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 1, receiverDownAfterMs: 1_000 }, null);
+    a.assess([ok('p1', primary('0/5000'), at(0)), ok('r1', replica('0/5000', '0/5000'), at(0)), ok('r2', replica('0/5000', '0/5000'), at(0))], authority, at(0));
+    const waiting = replica('0/5000', '0/5000', { walReceiver: null });
+    for (const s of [1, 5, 30]) {
+      const round = a.assess([fail('p1', at(s)), ok('r1', waiting, at(s)), ok('r2', waiting, at(s))], authority, at(s));
+      expect(round.nodes[0]).toMatchObject({ status: 'unhealthy', reason: 'unreachable' });
+      expect(round.nodes[1]).toMatchObject({ status: 'degraded', reason: 'stale', lagMs: s * 1000 });
+    }
+    // The primary is back: the replica is judged normally again.
+    const back = a.assess([ok('p1', primary('0/5000'), at(31)), ok('r1', replica('0/5000', '0/5000'), at(31)), ok('r2', replica('0/5000', '0/5000'), at(31))], authority, at(31));
+    expect(back.nodes[1]).toMatchObject({ lagMs: 0 });
+  });
+
+  it('reports a node whose databases refuse connections as fenced at once', () => {
     const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
-    a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/4000')), ok('r2', replica('0/5000', '0/5000'))], authority);
-    const round = a.assess([ok('p1', primary('0/6000')), ok('r1', replica('0/6000', '0/4000')), ok('r2', replica('0/6000', '0/6000'))], authority);
-    expect(round.nodes[1]).toMatchObject({ status: 'degraded', reason: 'replay-stalled', lagBytes: 0x2000 });
+    const fenced: ProbeResult = { ok: false, nodeId: 'r2', startedAt: new Date(), durationMs: 1, failure: 'fenced', error: 'not currently accepting connections' };
+    const round = a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000')), fenced], authority);
+    expect(round.nodes[2]).toMatchObject({ status: 'unhealthy', reason: 'fenced' });
   });
 
   it('marks paused replay unhealthy and a receiver down for too long unhealthy', () => {
@@ -117,12 +152,12 @@ describe('ClusterAssessor', () => {
     hb.recordCommit(s2, t0 + 1000);
     const round = a.assess(
       [
-        ok('p1', primary('0/5000')),
-        ok('r1', replica('0/5000', '0/5000', { heartbeat: { seq: s2, at: new Date(t0 + 1000) } })),
-        ok('r2', replica('0/5000', '0/5000', { heartbeat: { seq: s1, at: new Date(t0) } })),
+        ok('p1', primary('0/5000'), at(40)),
+        ok('r1', replica('0/5000', '0/5000', { heartbeat: { seq: s2, at: new Date(t0 + 1000) } }), at(40)),
+        ok('r2', replica('0/5000', '0/5000', { heartbeat: { seq: s1, at: new Date(t0) } }), at(40)),
       ],
       authority,
-      new Date(t0 + 40_000),
+      at(40),
     );
     expect(round.nodes[1]).toMatchObject({ lagMs: 0, status: 'healthy' });
     expect(round.nodes[2]).toMatchObject({ lagMs: 39_000, status: 'unhealthy', reason: 'lagging' });

@@ -1,6 +1,7 @@
-import { compareLsn, lsnDiffBytes, type NodeRole, type NodeState, type NodeStatus, type NodeTag } from '@pgreplica/protocol';
-import { applyVerdict, type HealthThresholds, initialHealth, lagVerdict, type TrackedHealth, type Verdict, worse } from './health.js';
+import type { NodeRole, NodeState, NodeStatus, NodeTag } from '@pgreplica/protocol';
+import { applyVerdict, type HealthThresholds, initialHealth, type TrackedHealth, type Verdict } from './health.js';
 import type { HeartbeatTracker } from './heartbeat.js';
+import { judgeReplica, newReplicaMemory, type PrimaryView, type ReplicaMemory } from './replica-verdict.js';
 import type { NodeSample, ProbeResult } from './types.js';
 
 /** A configured node. */
@@ -53,8 +54,7 @@ interface NodeRecord {
   health: TrackedHealth;
   role: NodeRole;
   sample: NodeSample | null;
-  previousSample: NodeSample | null;
-  receiverDownSince: Date | null;
+  replica: ReplicaMemory;
   consecutiveFailures: number;
   lastCheckAt: Date | null;
   lagMs: number | null;
@@ -72,6 +72,8 @@ export class ClusterAssessor {
   readonly #thresholds: HealthThresholds;
   readonly #heartbeat: HeartbeatTracker | null;
   readonly #records = new Map<string, NodeRecord>();
+  /** When the primary of the authority last answered as a primary. */
+  #primarySeen: { id: string; at: Date } | null = null;
 
   constructor(specs: readonly NodeSpec[], thresholds: HealthThresholds, heartbeat: HeartbeatTracker | null) {
     this.#specs = new Map(specs.map((s) => [s.id, s]));
@@ -83,8 +85,7 @@ export class ClusterAssessor {
         health: initialHealth(now),
         role: 'unknown',
         sample: null,
-        previousSample: null,
-        receiverDownSince: null,
+        replica: newReplicaMemory(),
         consecutiveFailures: 0,
         lastCheckAt: null,
         lagMs: null,
@@ -106,6 +107,12 @@ export class ClusterAssessor {
     const writable = probes.filter((p) => p.ok && !p.sample.inRecovery).map((p) => p.nodeId);
     const primaryProbe = authority.primaryId ? byId.get(authority.primaryId) : undefined;
     const primarySample = primaryProbe?.ok && !primaryProbe.sample.inRecovery ? primaryProbe.sample : null;
+    if (primarySample && authority.primaryId) this.#primarySeen = { id: authority.primaryId, at: primaryProbe!.startedAt };
+    const primary = {
+      id: authority.primaryId,
+      sample: primarySample,
+      lastSeenAt: this.#primarySeen?.id === authority.primaryId ? this.#primarySeen.at : null,
+    };
 
     const changes: StatusChange[] = [];
     const nodes: NodeState[] = [];
@@ -119,19 +126,16 @@ export class ClusterAssessor {
       } else if (!probe.ok) {
         record.consecutiveFailures += 1;
         record.lastCheckAt = probe.startedAt;
-        verdict = {
-          status: 'unhealthy',
-          reason: probe.failure === 'timeout' ? 'timeout' : 'unreachable',
-          detail: `${probe.failure}: ${probe.error}`,
-          immediate: false,
-        };
+        verdict =
+          probe.failure === 'fenced'
+            ? { status: 'unhealthy', reason: 'fenced', detail: 'its databases refuse connections (fenced): rejoin it as a replica', immediate: true }
+            : { status: 'unhealthy', reason: probe.failure === 'timeout' ? 'timeout' : 'unreachable', detail: `${probe.failure}: ${probe.error}`, immediate: false };
       } else {
         record.consecutiveFailures = 0;
         record.lastCheckAt = probe.startedAt;
-        record.previousSample = record.sample;
         record.sample = probe.sample;
         record.role = probe.sample.inRecovery ? 'replica' : 'primary';
-        verdict = this.#judge(spec, record, probe.sample, authority, primarySample, thresholds, now);
+        verdict = this.#judge(spec, record, probe.sample, probe.startedAt, authority, primary, thresholds, now);
       }
       const before = record.health;
       record.health = applyVerdict(before, verdict, thresholds, now);
@@ -149,8 +153,9 @@ export class ClusterAssessor {
     spec: NodeSpec,
     record: NodeRecord,
     sample: NodeSample,
+    sampledAt: Date,
     authority: Authority,
-    primary: NodeSample | null,
+    primary: PrimaryView,
     t: HealthThresholds,
     now: Date,
   ): Verdict {
@@ -167,7 +172,7 @@ export class ClusterAssessor {
     if (!sample.inRecovery) {
       record.lagBytes = 0;
       record.lagMs = 0;
-      record.receiverDownSince = null;
+      record.replica = newReplicaMemory();
       if (authority.primaryId !== null && authority.primaryId !== spec.id) {
         const stale = authority.formerPrimaryIds?.includes(spec.id) ?? false;
         return {
@@ -186,66 +191,10 @@ export class ClusterAssessor {
       }
       return { status: 'healthy', reason: 'ok', immediate: false };
     }
-
-    // A replica.
-    record.lagBytes = primary?.currentLsn && sample.replayLsn ? Math.max(0, lsnDiffBytes(primary.currentLsn, sample.replayLsn)) : null;
-    record.lagMs = this.#lagMs(spec, sample, primary, now);
-    let verdict = lagVerdict(record.lagMs, record.lagBytes, t);
-
-    const receiver = sample.walReceiver;
-    if (receiver?.status === 'streaming') {
-      record.receiverDownSince = null;
-    } else {
-      record.receiverDownSince ??= now;
-      const downMs = now.getTime() - record.receiverDownSince.getTime();
-      verdict = worse(verdict, {
-        status: downMs >= t.receiverDownAfterMs ? 'unhealthy' : 'degraded',
-        reason: 'wal-receiver-down',
-        detail: `WAL receiver ${receiver ? receiver.status : 'not running'} for ${downMs} ms`,
-        immediate: downMs >= t.receiverDownAfterMs,
-      });
-    }
-
-    if (primary?.timeline != null && sample.timeline != null && sample.timeline !== primary.timeline) {
-      if (sample.timeline > primary.timeline || receiver?.status !== 'streaming') {
-        verdict = worse(verdict, {
-          status: 'unhealthy',
-          reason: 'timeline-fork',
-          detail: `on timeline ${sample.timeline}, primary on ${primary.timeline}`,
-          immediate: false,
-        });
-      }
-    }
-
-    if (sample.replayPaused) {
-      verdict = worse(verdict, { status: 'unhealthy', reason: 'replay-paused', detail: 'pg_wal_replay_pause() in effect', immediate: true });
-    } else {
-      const prev = record.previousSample;
-      if (
-        prev?.receiveLsn && prev.replayLsn && sample.receiveLsn && sample.replayLsn &&
-        compareLsn(sample.receiveLsn, prev.receiveLsn) > 0 &&
-        compareLsn(sample.replayLsn, prev.replayLsn) === 0 &&
-        compareLsn(sample.replayLsn, sample.receiveLsn) < 0
-      ) {
-        const stalled: Verdict = {
-          status: 'degraded',
-          reason: 'replay-stalled',
-          detail: `received ${prev.receiveLsn} → ${sample.receiveLsn}, replay stuck at ${sample.replayLsn}`,
-          immediate: true,
-        };
-        // Stalled and lagging past a limit: keep the harsher status, name the cause.
-        verdict = verdict.status === 'healthy' ? stalled : verdict.reason === 'lagging' ? { ...verdict, reason: 'replay-stalled', detail: stalled.detail } : verdict;
-      }
-    }
-    return verdict;
-  }
-
-  #lagMs(spec: NodeSpec, sample: NodeSample, primary: NodeSample | null, now: Date): number | null {
-    const fromHeartbeat = this.#heartbeat?.started ? this.#heartbeat.lagMs(sample.heartbeat?.seq ?? null, now.getTime()) : null;
-    if (fromHeartbeat !== null) return fromHeartbeat;
-    // No heartbeat (no write rights, or not started): the primary's view.
-    const standby = primary?.standbys.find((s) => s.applicationName === spec.id || s.slotName === spec.id);
-    return standby?.replayLagMs ?? (standby ? 0 : null);
+    const judged = judgeReplica({ id: spec.id, sample, sampledAt, primary, memory: record.replica, heartbeat: this.#heartbeat, thresholds: t, now });
+    record.lagBytes = judged.lagBytes;
+    record.lagMs = judged.lagMs;
+    return judged.verdict;
   }
 
   #toState(spec: NodeSpec, record: NodeRecord): NodeState {

@@ -14,6 +14,8 @@ export interface HealthThresholds {
   fall: number;
   /** How long a replica's WAL receiver may be not streaming before the replica is `unhealthy`. */
   receiverDownAfterMs: number;
+  /** How long replay may stand still while received WAL waits before the replica is `degraded` (`replay-stalled`). */
+  replayStalledAfterMs: number;
 }
 
 /** Defaults of {@link HealthThresholds}. */
@@ -25,6 +27,7 @@ export const DEFAULT_HEALTH_THRESHOLDS: HealthThresholds = {
   rise: 2,
   fall: 3,
   receiverDownAfterMs: 10_000,
+  replayStalledAfterMs: 5_000,
 };
 
 /** The verdict of one probe round on one node, before hysteresis. */

@@ -22,6 +22,18 @@ describe('HeartbeatTracker', () => {
     expect(hb.lagMs(c, 3_500)).toBe(0);
   });
 
+  it('measures at the sample time: a heartbeat committed after the sample is not missing, one just before costs a few ms', () => {
+    const hb = new HeartbeatTracker();
+    const a = hb.nextSeq(1_000);
+    hb.recordCommit(a, 1_000);
+    const b = hb.nextSeq(2_000);
+    hb.recordCommit(b, 2_000);
+    // Sampled at 1_500 with a: b did not exist yet, whatever the round's time.
+    expect(hb.lagMs(a, 1_500)).toBe(0);
+    // Sampled 3 ms after b committed, without it: 3 ms behind, not an interval.
+    expect(hb.lagMs(a, 2_003)).toBe(3);
+  });
+
   it('is unknown without a row or before any write, and bounded below after a restart', () => {
     const hb = new HeartbeatTracker();
     expect(hb.lagMs(5, 10)).toBeNull();

@@ -34,14 +34,17 @@ export class HeartbeatTracker {
   }
 
   /**
-   * Lag of a node whose heartbeat row shows `replicaSeq`, at `nowMs`; null when
-   * unknown (no row yet, or no heartbeat written by this process). A replica
-   * still missing this process's first heartbeat gets the age of that one: a
-   * lower bound, so a restarted monitor does not see every replica lagging.
+   * Lag of a node whose heartbeat row showed `replicaSeq` when it was sampled
+   * at `sampledAtMs`: the age, at that moment, of the oldest heartbeat it
+   * missed among those committed before it — 0 when it had all of them.
+   * Null when unknown (no row yet, or no heartbeat written by this process).
+   * A replica still missing this process's first heartbeat gets the age of
+   * that one: a lower bound, so a restarted monitor does not see every
+   * replica lagging.
    */
-  lagMs(replicaSeq: number | null, nowMs: number): number | null {
+  lagMs(replicaSeq: number | null, sampledAtMs: number): number | null {
     if (replicaSeq === null || this.#history.length === 0) return null;
     const missing = this.#history.find((h) => h.seq > replicaSeq);
-    return missing ? Math.max(0, nowMs - missing.committedAtMs) : 0;
+    return missing && missing.committedAtMs < sampledAtMs ? sampledAtMs - missing.committedAtMs : 0;
   }
 }

@@ -3,10 +3,11 @@ export type { Authority, NodeSpec, RoundAssessment, StatusChange } from './clust
 export { applyVerdict, DEFAULT_HEALTH_THRESHOLDS, initialHealth, lagVerdict, worse } from './health.js';
 export type { HealthThresholds, TrackedHealth, Verdict } from './health.js';
 export { HEARTBEAT_HISTORY, HeartbeatTracker } from './heartbeat.js';
-export { DEFAULT_PROBE_OPTIONS, NodeProber } from './node-prober.js';
+export { DEFAULT_PROBE_OPTIONS, isFencedError, NodeProber } from './node-prober.js';
 export type { ProbeConnectionOptions, ProbeTarget } from './node-prober.js';
-export { HEARTBEAT_READ_QUERY, HEARTBEAT_SCHEMA_SQL, HEARTBEAT_WRITE_QUERY } from './queries.js';
+export { EPOCH_WRITE_QUERY, HEARTBEAT_WRITE_QUERY, PGREPLICA_SCHEMA_SQL, PGREPLICA_STATE_QUERY, TERM_WRITE_QUERY } from './queries.js';
 export type {
+  EpochRow,
   HeartbeatRow,
   NodeSample,
   ProbeFailure,

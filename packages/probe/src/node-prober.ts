@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { HEARTBEAT_READ_QUERY, NODE_QUERY, SLOTS_QUERY, STANDBYS_QUERY } from './queries.js';
-import type { NodeSample, ProbeFailure, ProbeResult, SlotInfo, StandbyInfo, WalReceiverInfo } from './types.js';
+import { NODE_QUERY, PGREPLICA_STATE_QUERY, SLOTS_QUERY, STANDBYS_QUERY } from './queries.js';
+import type { EpochRow, NodeSample, ProbeFailure, ProbeResult, SlotInfo, StandbyInfo, WalReceiverInfo } from './types.js';
 
 /** Where a node listens. */
 export interface ProbeTarget {
@@ -43,10 +43,19 @@ export const DEFAULT_PROBE_OPTIONS = {
 } as const;
 
 const AUTH_CODES = new Set(['28P01', '28000', '3D000']);
+/** pgreplica's tables do not exist (yet) on the node. */
+const MISSING_STATE = new Set(['42P01', '3F000']);
+
+/** Whether a connection error says the database refuses connections (`ALLOW_CONNECTIONS false`: a fenced node). */
+export function isFencedError(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  return e?.code === '55000' && /not currently accepting connections/.test(e.message ?? '');
+}
 
 function classify(err: unknown, timedOut: boolean): ProbeFailure {
   if (timedOut) return 'timeout';
   const e = err as { code?: string; message?: string };
+  if (isFencedError(err)) return 'fenced';
   if (e.code && AUTH_CODES.has(e.code)) return 'auth';
   if (e.code === '57014') return 'timeout';
   if (e.code === 'ECONNREFUSED' || e.code === 'ECONNRESET' || e.code === 'EHOSTUNREACH' || e.code === 'ENOTFOUND') return 'unreachable';
@@ -57,6 +66,19 @@ function classify(err: unknown, timedOut: boolean): ProbeFailure {
 }
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** An epoch record from its JSON form. */
+function epochRow(r: Record<string, unknown>): EpochRow {
+  return {
+    epoch: Number(r.epoch),
+    primaryId: String(r.primary_id),
+    systemIdentifier: String(r.system_identifier),
+    cause: String(r.cause),
+    previousPrimaryId: (r.previous_primary_id as string | null) ?? null,
+    at: String(r.at),
+    sig: (r.sig as string | null) ?? null,
+  };
+}
 const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
 
 /**
@@ -197,17 +219,7 @@ export class NodeProber {
       }));
     }
 
-    let heartbeat: NodeSample['heartbeat'] = null;
-    if (this.#options.heartbeatId !== undefined) {
-      try {
-        const hb = await client.query(HEARTBEAT_READ_QUERY, [this.#options.heartbeatId]);
-        const r = hb.rows[0] as { seq: number; at: Date } | undefined;
-        if (r) heartbeat = { seq: Number(r.seq), at: new Date(r.at) };
-      } catch (err) {
-        // 42P01: the table has not been created (or replicated) yet.
-        if ((err as { code?: string }).code !== '42P01') throw err;
-      }
-    }
+    const state = await this.#readState(client);
 
     return {
       inRecovery,
@@ -220,10 +232,36 @@ export class NodeProber {
       lastReplayAt: date(row.last_replay_at),
       serverNow: new Date(row.server_now as string),
       walReceiver,
-      heartbeat,
+      ...state,
+      walReceiverTimeoutMs: num(row.wal_receiver_timeout_ms),
+      synchronousStandbyNames: String(row.synchronous_standby_names ?? ''),
       standbys,
       slots,
     };
+  }
+
+  /**
+   * Reads pgreplica's own state on the node: the heartbeat row, the latest
+   * epoch record and the term floor. Missing tables mean none yet; any other
+   * SQL error (a missing grant, a recovery conflict) is recorded, never a
+   * reason to call the node unreachable. A lost connection still fails the probe.
+   */
+  async #readState(client: pg.Client): Promise<Pick<NodeSample, 'heartbeat' | 'epoch' | 'termFloor' | 'stateError'>> {
+    const none = { heartbeat: null, epoch: null, termFloor: null, stateError: null };
+    try {
+      const { rows } = await client.query(PGREPLICA_STATE_QUERY, [this.#options.heartbeatId ?? null]);
+      const r = rows[0] as { heartbeat: { seq: number; at: string } | null; epoch: Record<string, unknown> | null; term: number | null };
+      return {
+        heartbeat: r.heartbeat ? { seq: Number(r.heartbeat.seq), at: new Date(r.heartbeat.at) } : null,
+        epoch: r.epoch ? epochRow(r.epoch) : null,
+        termFloor: num(r.term),
+        stateError: null,
+      };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) throw err;
+      return MISSING_STATE.has(code) ? none : { ...none, stateError: `${code}: ${(err as Error).message}` };
+    }
   }
 
   /** Runs a statement on the probe connection (the heartbeat writer uses it on the primary). */

@@ -15,6 +15,8 @@ SELECT pg_is_in_recovery() AS in_recovery,
        CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current_lsn,
        pg_last_wal_receive_lsn()::text AS receive_lsn,
        pg_last_wal_replay_lsn()::text AS replay_lsn,
+       (SELECT setting::float8 FROM pg_settings WHERE name = 'wal_receiver_timeout') AS wal_receiver_timeout_ms,
+       current_setting('synchronous_standby_names') AS synchronous_standby_names,
        CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS replay_paused,
        pg_last_xact_replay_timestamp() AS last_replay_at,
        clock_timestamp() AS server_now,
@@ -40,18 +42,66 @@ SELECT slot_name, slot_type, active, active_pid, wal_status, safe_wal_size::floa
        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 AS retained_bytes
   FROM pg_replication_slots`;
 
-/** This monitor's heartbeat row, if the table exists on the node (it replicates from the primary). */
-export const HEARTBEAT_READ_QUERY = `SELECT seq::float8 AS seq, at FROM pgreplica.heartbeat WHERE monitor_id = $1`;
+/**
+ * What pgreplica keeps in the node itself (it replicates from the primary):
+ * this monitor's heartbeat row ($1, null for none), the latest epoch record
+ * and the term floor. Fails with 42P01 while the tables do not exist.
+ */
+export const PGREPLICA_STATE_QUERY = `
+SELECT (SELECT row_to_json(h) FROM (SELECT seq::float8 AS seq, at FROM pgreplica.heartbeat WHERE monitor_id = $1) h) AS heartbeat,
+       (SELECT row_to_json(e) FROM (
+          SELECT epoch::float8 AS epoch, primary_id, system_identifier, cause, previous_primary_id, at, sig
+            FROM pgreplica.epoch ORDER BY epoch DESC LIMIT 1) e) AS epoch,
+       (SELECT term::float8 FROM pgreplica.term WHERE id = 1) AS term`;
 
-/** Creates the heartbeat table; needs CREATE on the database (or run it once as an admin). */
-export const HEARTBEAT_SCHEMA_SQL = `
+/**
+ * Creates pgreplica's tables; idempotent. Needs CREATE on the database (or run
+ * it once as an admin and grant what the monitor and worker write, see the
+ * monitor's README).
+ * - heartbeat: written by the monitor on the primary every probe interval, read
+ *   back on replicas to measure replication lag in time;
+ * - epoch: one row per primary epoch, written by the worker on the new primary
+ *   before it is announced (the durable record of who is primary; a deposed
+ *   primary keeps a lower epoch);
+ * - term: the highest monitor leadership term, so terms never go backwards
+ *   even when Redis restarts empty.
+ */
+export const PGREPLICA_SCHEMA_SQL = `
 CREATE SCHEMA IF NOT EXISTS pgreplica;
 CREATE TABLE IF NOT EXISTS pgreplica.heartbeat (
   monitor_id text PRIMARY KEY,
   seq bigint NOT NULL,
   at timestamptz NOT NULL
 );
-COMMENT ON TABLE pgreplica.heartbeat IS 'Written by pgreplica-monitor on the primary every probe interval; read back on replicas to measure replication lag in time.'`;
+CREATE TABLE IF NOT EXISTS pgreplica.epoch (
+  epoch bigint PRIMARY KEY CHECK (epoch > 0),
+  primary_id text NOT NULL,
+  system_identifier text NOT NULL,
+  cause text NOT NULL,
+  previous_primary_id text,
+  at timestamptz NOT NULL,
+  sig text
+);
+CREATE TABLE IF NOT EXISTS pgreplica.term (
+  id int PRIMARY KEY CHECK (id = 1),
+  term bigint NOT NULL
+)`;
+
+/** Records an epoch on the primary it names; a second write of the same epoch is a no-op. Returns the stored row's primary. */
+export const EPOCH_WRITE_QUERY = `
+WITH ins AS (
+  INSERT INTO pgreplica.epoch (epoch, primary_id, system_identifier, cause, previous_primary_id, at, sig)
+  VALUES ($1, $2, $3, $4, $5, $6, $7)
+  ON CONFLICT (epoch) DO NOTHING
+  RETURNING primary_id)
+SELECT primary_id FROM ins
+UNION ALL
+SELECT primary_id FROM pgreplica.epoch WHERE epoch = $1 AND NOT EXISTS (SELECT 1 FROM ins)`;
+
+/** Raises the term floor (never lowers it). */
+export const TERM_WRITE_QUERY = `
+INSERT INTO pgreplica.term (id, term) VALUES (1, $1)
+ON CONFLICT (id) DO UPDATE SET term = greatest(pgreplica.term.term, EXCLUDED.term)`;
 
 /** Writes this monitor's heartbeat; returns the primary's commit-side timestamp. */
 export const HEARTBEAT_WRITE_QUERY = `

@@ -42,6 +42,18 @@ export interface WalReceiverInfo {
   slotName: string | null;
 }
 
+/** One row of pgreplica.epoch: who was made primary in which epoch. */
+export interface EpochRow {
+  epoch: number;
+  primaryId: string;
+  systemIdentifier: string;
+  cause: string;
+  previousPrimaryId: string | null;
+  at: string;
+  /** HMAC over the record with the bus key, when one is configured. */
+  sig: string | null;
+}
+
 /** The monitor's heartbeat row as a node has it. */
 export interface HeartbeatRow {
   seq: number;
@@ -66,6 +78,16 @@ export interface NodeSample {
   walReceiver: WalReceiverInfo | null;
   /** Null when the heartbeat table or this monitor's row does not exist (yet) on this node. */
   heartbeat: HeartbeatRow | null;
+  /** The node's latest epoch record (pgreplica.epoch); null when there is none or it cannot be read. */
+  epoch: EpochRow | null;
+  /** The term floor kept in the node; null when there is none. */
+  termFloor: number | null;
+  /** Why pgreplica's tables could not be read (a missing grant, a recovery conflict); null when they could or do not exist. */
+  stateError: string | null;
+  /** `wal_receiver_timeout` in ms (0: disabled): how long a replica's receiver can be silent on an idle primary is half of it. */
+  walReceiverTimeoutMs: number | null;
+  /** `synchronous_standby_names` as set on the node ('' when none). */
+  synchronousStandbyNames: string;
   /** Primary only (empty on replicas). */
   standbys: StandbyInfo[];
   /** Primary only (empty on replicas). */
@@ -73,7 +95,7 @@ export interface NodeSample {
 }
 
 /** Why a probe failed. */
-export type ProbeFailure = 'unreachable' | 'timeout' | 'auth' | 'error';
+export type ProbeFailure = 'unreachable' | 'timeout' | 'auth' | 'fenced' | 'error';
 
 /** Outcome of probing one node once. */
 export type ProbeResult =

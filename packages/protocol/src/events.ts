@@ -160,10 +160,13 @@ export function isNewerPosition(candidate: EventPosition, current: EventPosition
 }
 
 /**
- * Whether applying `candidate` after `current` leaves a gap (events missed), in
- * which case the receiver must reload the topology snapshot.
+ * Whether applying `candidate` after `current` leaves a gap (events missed),
+ * in which case the receiver must catch up from the stream: a seq skipped
+ * within a term, or a new term whose first events it did not see (every term
+ * starts at seq 1).
  */
 export function isGap(candidate: EventPosition, current: EventPosition | null): boolean {
   if (current === null) return false;
-  return candidate.term === current.term && candidate.seq > current.seq + 1;
+  if (candidate.term === current.term) return candidate.seq > current.seq + 1;
+  return candidate.term > current.term && candidate.seq > 1;
 }

@@ -20,7 +20,9 @@ export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN, redisRetryDelayMs } f
 export type { BusKeys } from './keys.js';
 export { bigIntToLsn, compareLsn, isLsn, isoTimeSchema, LSN_PATTERN_SOURCE, lsnDiffBytes, lsnSchema, lsnToBigInt } from './lsn.js';
 export {
+  defaultSlotName,
   NODE_ID_PATTERN,
+  SLOT_NAME_PATTERN,
   NODE_REASONS,
   NODE_ROLES,
   NODE_STATUSES,

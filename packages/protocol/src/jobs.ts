@@ -9,21 +9,27 @@ export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint', 'f
 /** @see JOB_NAMES */
 export type JobName = (typeof JOB_NAMES)[number];
 
-/** Payload of `slot-cleanup`: drop inactive slots that retain too much WAL. */
+/**
+ * Payload of `slot-cleanup`: drop inactive slots that retain too much WAL.
+ * A trigger only: the limits are the worker's own configuration (`slots`).
+ */
 export const slotCleanupJobSchema = z.strictObject({
   cluster: z.string(),
   epoch: z.number().int().min(0),
   /** Only this slot; all candidates when absent. */
   slotName: z.string().optional(),
-  maxRetainedBytes: z.number().int().min(0),
-  inactiveGraceMs: z.number().int().min(0),
+  /** Since when the monitor has seen the slot inactive (evidence for the grace period). */
+  inactiveSince: isoTimeSchema.optional(),
   dryRun: z.boolean(),
   reason: z.string(),
 });
 /** @see slotCleanupJobSchema */
 export type SlotCleanupJob = z.infer<typeof slotCleanupJobSchema>;
 
-/** Payload of `promote`: fail over from a dead primary. */
+/**
+ * Payload of `promote`: fail over from a dead primary. A trigger only: the
+ * lag limit, pause and flap window are the worker's own configuration.
+ */
 export const promoteJobSchema = z.strictObject({
   cluster: z.string(),
   /** The epoch whose primary failed; one promotion per epoch. */
@@ -31,7 +37,6 @@ export const promoteJobSchema = z.strictObject({
   failedPrimaryId: z.string(),
   /** A specific candidate (manual promotion); the best one when absent. */
   candidateId: z.string().optional(),
-  maxLagOnFailoverBytes: z.number().int().min(0),
   automatic: z.boolean(),
   dryRun: z.boolean(),
   detectedAt: isoTimeSchema,

@@ -31,6 +31,9 @@ describe('event order', () => {
     expect(isGap({ term: 1, seq: 7 }, { term: 1, seq: 5 })).toBe(true);
     expect(isGap({ term: 1, seq: 6 }, { term: 1, seq: 5 })).toBe(false);
     expect(isGap({ term: 2, seq: 0 }, { term: 1, seq: 5 })).toBe(false);
+    // A new term starts at seq 1: its seq 3 first means seqs 1 and 2 were missed.
+    expect(isGap({ term: 2, seq: 1 }, { term: 1, seq: 5 })).toBe(false);
+    expect(isGap({ term: 2, seq: 3 }, { term: 1, seq: 5 })).toBe(true);
   });
 });
 

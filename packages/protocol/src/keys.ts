@@ -47,6 +47,8 @@ export interface BusKeys {
   readonly fence: string;
   /** Progress of the promotion of one epoch, so a restarted worker resumes instead of promoting twice. */
   promotion(epoch: number): string;
+  /** Hash: slot name → when the worker first saw it inactive (ms), for the slot grace period. */
+  readonly slotsInactiveSince: string;
   /** Prefix for BullMQ queues, hash-tagged like the rest. */
   readonly queuePrefix: string;
 }
@@ -71,6 +73,7 @@ export function busKeys(cluster: string): BusKeys {
     changeLock: `${base}:lock:change`,
     fence: `${base}:fence`,
     promotion: (epoch: number) => `${base}:promotion:e${epoch}`,
+    slotsInactiveSince: `${base}:slots:inactive-since`,
     paused: `${base}:paused`,
     queuePrefix: base,
   });

@@ -26,6 +26,8 @@ export const NODE_REASONS = [
   'stale-primary',
   'system-id-mismatch',
   'no-standby-streaming',
+  'stale',
+  'fenced',
 ] as const;
 /** @see NODE_REASONS */
 export type NodeReason = (typeof NODE_REASONS)[number];
@@ -37,6 +39,18 @@ export type NodeTag = (typeof NODE_TAGS)[number];
 
 /** Node ids appear in keys, URLs and metric labels. */
 export const NODE_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** What PostgreSQL accepts as a replication slot name: lower-case letters, digits and underscores, at most 63. */
+export const SLOT_NAME_PATTERN = /^[a-z0-9_]{1,63}$/;
+
+/**
+ * The replication slot name a node gets unless configured: its id in lower
+ * case with every character a slot name cannot hold replaced by "_"
+ * (`DB.East` → `db_east`, `pg-1` → `pg_1`).
+ */
+export function defaultSlotName(nodeId: string): string {
+  return nodeId.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 63);
+}
 
 
 /** Schema of one node as it travels on the bus. */
@@ -82,6 +96,11 @@ export const topologySchema = z.strictObject({
   nodes: z.array(nodeStateSchema),
   /** When the monitor produced this snapshot. */
   observedAt: isoTime,
+  /**
+   * The monitor publishes a snapshot at least this often: routers derive how
+   * long silence may last before they call the bus stale (several heartbeats).
+   */
+  heartbeatMs: z.number().int().positive().optional(),
 });
 
 /** The whole cluster as the monitor last saw it. */

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { type BusEvent, busKeys, type BusKeys, type EventRejection, parseEvent, redisRetryDelayMs } from '@pgreplica/protocol';
+import { redisOptions } from '@pgreplica/bus';
+import { type BusEvent, busKeys, type BusKeys, type EventPosition, type EventRejection, isNewerPosition, parseEvent } from '@pgreplica/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 /** How the router reaches Redis: a URL, options, or a client the app owns. */
@@ -7,8 +8,8 @@ export type RedisSource = string | RedisOptions | Redis | Cluster;
 
 /** Events of {@link BusClient}. */
 export interface BusClientEventMap {
-  /** A verified event from the channel or a reloaded snapshot. */
-  event: [event: BusEvent, via: 'channel' | 'reload'];
+  /** A verified event from the channel, a reloaded snapshot, or the stream (catching up after a gap). */
+  event: [event: BusEvent, via: 'channel' | 'reload' | 'stream'];
   /** A message that failed verification; it was dropped. */
   rejected: [rejection: EventRejection, detail: string];
   /** The subscription (re)connected: the caller should reload the snapshot. */
@@ -16,10 +17,18 @@ export interface BusClientEventMap {
   error: [err: Error];
 }
 
+/** How many recent events a catch-up reads from the stream. */
+export const CATCH_UP_EVENTS = 1_000;
+/** Bound of one Redis read; the connection fails fast while Redis is away. */
+const READ_TIMEOUT_MS = 2_000;
+
 /**
- * Subscribes to a cluster's bus and loads its snapshot. Reconnects forever
- * with capped, jittered back-off; after every (re)subscription it reports
- * `connected` so the router reloads the snapshot (pub/sub is at-most-once).
+ * Subscribes to a cluster's bus, loads its snapshot and catches up from its
+ * stream. The subscription reconnects forever with capped, jittered
+ * back-off and reports `connected` after every (re)subscription (pub/sub is
+ * at-most-once: the caller reloads). Reads go over a second connection that
+ * fails fast while Redis is away (nothing piles up in an offline queue), and
+ * concurrent reloads share one read.
  */
 export class BusClient extends EventEmitter<BusClientEventMap> {
   readonly keys: BusKeys;
@@ -29,22 +38,28 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
   readonly #command: Redis | Cluster;
   readonly #ownsCommand: boolean;
   #closed = false;
+  #reloading: Promise<boolean> | undefined;
+  #catchingUp: Promise<boolean> | undefined;
 
   constructor(source: RedisSource, cluster: string, key: string | undefined) {
     super();
     this.keys = busKeys(cluster);
     this.#cluster = cluster;
     this.#key = key;
-    const base: RedisOptions = { retryStrategy: (times: number) => redisRetryDelayMs(times), maxRetriesPerRequest: null, lazyConnect: true, connectionName: `pgreplica-router:${cluster}` };
+    const name = `pgreplica-router:${cluster}`;
     if (source instanceof Redis || source instanceof Cluster) {
       this.#command = source;
       this.#ownsCommand = false;
-      this.#subscriber = source instanceof Cluster ? source.duplicate() : source.duplicate();
+      const { maxRetriesPerRequest, enableOfflineQueue } = redisOptions('subscriber', name);
+      this.#subscriber = source instanceof Cluster ? source.duplicate(undefined, { redisOptions: { maxRetriesPerRequest } }) : source.duplicate({ maxRetriesPerRequest, enableOfflineQueue });
     } else {
-      const make = () => (typeof source === 'string' ? new Redis(source, base) : new Redis({ ...base, ...source }));
-      this.#command = make();
+      const make = (role: 'subscriber' | 'command') => {
+        const options = { ...redisOptions(role, name), lazyConnect: true };
+        return typeof source === 'string' ? new Redis(source, options) : new Redis({ ...options, ...source });
+      };
+      this.#command = make('command');
       this.#ownsCommand = true;
-      this.#subscriber = make();
+      this.#subscriber = make('subscriber');
     }
     for (const conn of [this.#subscriber, this.#command]) {
       conn.on('error', (err: Error) => {
@@ -57,10 +72,16 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     });
   }
 
-  #handle(message: string, via: 'channel' | 'reload'): void {
+  #parse(message: string): BusEvent | null {
     const parsed = parseEvent(message, { cluster: this.#cluster, key: this.#key });
-    if (parsed.ok) this.emit('event', parsed.event, via);
-    else this.emit('rejected', parsed.rejection, parsed.detail);
+    if (parsed.ok) return parsed.event;
+    this.emit('rejected', parsed.rejection, parsed.detail);
+    return null;
+  }
+
+  #handle(message: string, via: 'channel' | 'reload'): void {
+    const event = this.#parse(message);
+    if (event) this.emit('event', event, via);
   }
 
   /** Connects and subscribes; does not wait for Redis to be up. */
@@ -73,15 +94,51 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     this.#subscriber.subscribe(this.keys.events).catch(() => {});
   }
 
-  /** Loads the latest snapshot (`…:topology`); false when Redis does not answer. */
-  async reload(): Promise<boolean> {
-    try {
-      const raw = await withTimeout(this.#command.get(this.keys.topology), 2_000);
-      if (raw) this.#handle(raw, 'reload');
-      return raw !== null;
-    } catch {
-      return false;
-    }
+  /** Loads the latest snapshot (`…:topology`); false when Redis does not answer. Concurrent calls share one read. */
+  reload(): Promise<boolean> {
+    this.#reloading ??= (async () => {
+      try {
+        const raw = await withTimeout(this.#command.get(this.keys.topology), READ_TIMEOUT_MS);
+        if (raw) this.#handle(raw, 'reload');
+        return raw !== null;
+      } catch {
+        return false;
+      } finally {
+        this.#reloading = undefined;
+      }
+    })();
+    return this.#reloading;
+  }
+
+  /**
+   * Catches up after a gap: reads the newest {@link CATCH_UP_EVENTS} events of
+   * the stream and emits, oldest first, those after `position` — from the
+   * newest snapshot on when the gap reaches further back than the stream
+   * does, so nothing is applied out of order. False when Redis does not
+   * answer. Concurrent calls share one read.
+   */
+  catchUp(position: () => EventPosition | null): Promise<boolean> {
+    this.#catchingUp ??= (async () => {
+      try {
+        const entries = (await withTimeout(this.#command.xrevrange(this.keys.stream, '+', '-', 'COUNT', CATCH_UP_EVENTS), READ_TIMEOUT_MS)) as [string, string[]][];
+        const events: BusEvent[] = [];
+        for (const [, fields] of entries.reverse()) {
+          const raw = fields[fields.indexOf('event') + 1];
+          const event = raw === undefined ? null : this.#parse(raw);
+          if (event) events.push(event);
+        }
+        for (const event of events.slice(catchUpStart(events, position()))) {
+          const now = position();
+          if (now === null || isNewerPosition(event, now) || event.type === 'snapshot') this.emit('event', event, 'stream');
+        }
+        return true;
+      } catch {
+        return false;
+      } finally {
+        this.#catchingUp = undefined;
+      }
+    })();
+    return this.#catchingUp;
   }
 
   async close(): Promise<void> {
@@ -89,6 +146,20 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     this.#subscriber.disconnect();
     if (this.#ownsCommand) this.#command.disconnect();
   }
+}
+
+/**
+ * Where to start applying a batch of stream events (oldest first): right
+ * after `from` when the batch reaches back to it, else at the batch's newest
+ * snapshot (the gap is older than the stream keeps), else at the start.
+ */
+export function catchUpStart(events: readonly BusEvent[], from: EventPosition | null): number {
+  const oldest = events[0];
+  if (from === null || oldest === undefined) return 0;
+  const reachesBack = !isNewerPosition(oldest, from) || (oldest.term === from.term && oldest.seq === from.seq + 1);
+  if (reachesBack) return 0;
+  for (let i = events.length - 1; i >= 0; i--) if (events[i]!.type === 'snapshot') return i;
+  return 0;
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

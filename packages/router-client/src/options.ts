@@ -71,7 +71,13 @@ export interface RouterOptions {
    * @default 'classify'
    */
   routing?: 'classify' | 'explicit';
-  /** Topology older than this switches to `fallback`. @default 5_000 */
+  /**
+   * Topology older than this switches to `fallback`. Unset (recommended), it is
+   * derived from the monitor's heartbeat, which every snapshot carries: 3
+   * heartbeats (15 s with the monitor's default 5 s). A value below that is
+   * raised to it, with an `error` event.
+   * @default 3 × the monitor's heartbeatMs
+   */
   staleAfterMs?: number;
   /** What to do with a stale bus. @default 'primary' */
   fallback?: 'primary' | 'probe';
@@ -101,7 +107,6 @@ export const DEFAULT_ROUTER_OPTIONS = {
   pool: { max: 10 },
   defaults: { maxLagMs: 30_000, consistency: 'eventual' },
   routing: 'classify',
-  staleAfterMs: 5_000,
   fallback: 'primary',
   maxWritePauseMs: 5_000,
   waitForLsnMs: 0,

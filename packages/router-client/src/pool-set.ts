@@ -16,29 +16,47 @@ export interface ConnectionOptions {
 /** Per-node pool settings (node-postgres `PoolConfig`, minus where to connect). */
 export type PoolOptions = Omit<pg.PoolConfig, 'host' | 'port' | 'user' | 'password' | 'database' | 'ssl' | 'connectionString'>;
 
-const FENCE_QUERY = `SELECT pg_is_in_recovery() AS in_recovery, (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier`;
+const IDENTITY = `pg_is_in_recovery() AS in_recovery, (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier`;
+/** Who the server is, and the newest epoch its own database records (pgreplica.epoch, written on each new primary). */
+const FENCE_QUERY = `SELECT ${IDENTITY}, (SELECT max(epoch)::float8 FROM pgreplica.epoch) AS epoch`;
+/** The same on a server without pgreplica's tables (a cluster whose monitor may not create them). */
+const FENCE_QUERY_NO_EPOCH = `SELECT ${IDENTITY}, NULL::float8 AS epoch`;
+const MISSING_TABLE = new Set(['42P01', '3F000']);
+
+/** A write connection's server, as the fence check saw it. */
+export interface FenceCheck {
+  inRecovery: boolean;
+  systemIdentifier: string;
+  /** The newest epoch the server's database records; null without pgreplica's tables. */
+  epoch: number | null;
+}
 
 /**
  * One `pg.Pool` per node, created on first use and drained when the node
- * leaves the topology. Client-side fencing: a connection used for writes is
- * checked before its first write in each epoch — not in recovery, and the
- * cluster's system identifier once that is known — so a missed
- * `primary.changed` cannot send a write to a server that was restarted as a
- * standby, or to a foreign one. It does not catch a primary made read-only
- * (`default_transaction_read_only`, as a switchover or a soft fence does):
- * that server refuses the write with 25006, and the router retries it.
+ * leaves the topology. Client-side fencing, by the database itself: a
+ * connection used for writes is checked before its first write in each epoch
+ * — not in recovery, the cluster's system identifier once that is known, and
+ * the epoch its own database records not below the router's (a deposed
+ * primary keeps the epoch it was deposed in, even when it is restarted
+ * writable and whatever the bus says). A server recording a later epoch than
+ * the router knows is the newer primary: written to, and reported.
  */
 export class PoolSet {
   readonly #pools = new Map<string, { pool: pg.Pool; host: string; port: number }>();
   readonly #connection: ConnectionOptions;
   readonly #poolOptions: PoolOptions;
   readonly #onError: (err: Error, nodeId: string) => void;
+  readonly #onNewerEpoch: ((nodeId: string, epoch: number) => void) | undefined;
   readonly #fencedAt = new WeakMap<pg.PoolClient, number>();
+  /** Write clients checked out now, with the epoch they were fenced for. */
+  readonly #writing = new Map<pg.PoolClient, number>();
 
-  constructor(connection: ConnectionOptions, poolOptions: PoolOptions, onError: (err: Error, nodeId: string) => void) {
+  /** `onNewerEpoch` hears of a write server that records a later epoch than the router knows (its view is behind). */
+  constructor(connection: ConnectionOptions, poolOptions: PoolOptions, onError: (err: Error, nodeId: string) => void, onNewerEpoch?: (nodeId: string, epoch: number) => void) {
     this.#connection = connection;
     this.#poolOptions = poolOptions;
     this.#onError = onError;
+    this.#onNewerEpoch = onNewerEpoch;
   }
 
   /** The pool of a node, created (or re-created after an address change) on demand. */
@@ -65,35 +83,55 @@ export class PoolSet {
     // listener then, and an unheard 'error' would crash the host. The query's
     // own rejection is what reports it.
     pool.on('connect', (client) => client.on('error', () => {}));
+    pool.on('release', (_err: Error | undefined, client: pg.PoolClient) => this.#writing.delete(client));
     this.#pools.set(node.id, { pool, host: node.host, port: node.port });
     return pool;
   }
 
   /**
    * A client for a write on `node`, fenced for `epoch`.
-   * @throws RouterError (`fenced`) when the server is in recovery or foreign; the client is destroyed.
+   * @throws RouterError (`fenced`) when the server is in recovery, foreign, or deposed; the client is destroyed.
    */
   async writeClient(node: NodeState, epoch: number, systemIdentifier: string | null): Promise<pg.PoolClient> {
     const client = await this.pool(node).connect();
-    if (this.#fencedAt.get(client) === epoch) return client;
-    let row: { in_recovery: boolean; system_identifier: string } | undefined;
+    if (this.#fencedAt.get(client) === epoch) {
+      this.#writing.set(client, epoch);
+      return client;
+    }
+    let check: FenceCheck;
     try {
-      row = (await client.query(FENCE_QUERY)).rows[0];
+      check = await fenceCheck(client);
     } catch (err) {
       client.release(err as Error);
       throw err;
     }
-    if (row?.in_recovery || (systemIdentifier !== null && row?.system_identifier !== systemIdentifier)) {
+    const refusal = fenceRefusal(node.id, check, epoch, systemIdentifier);
+    if (refusal) {
       client.release(true);
-      throw new RouterError(
-        'fenced',
-        row?.in_recovery
-          ? `node ${node.id} is in recovery: not the primary of epoch ${epoch}; refusing to write there`
-          : `node ${node.id} has system identifier ${row?.system_identifier}, the cluster ${systemIdentifier}; refusing to write there`,
-      );
+      throw new RouterError('fenced', refusal);
     }
+    if (check.epoch !== null && check.epoch > epoch) this.#onNewerEpoch?.(node.id, check.epoch);
     this.#fencedAt.set(client, epoch);
+    this.#writing.set(client, epoch);
     return client;
+  }
+
+  /**
+   * Cuts the connections of writes still running on a primary of an epoch
+   * before `epoch` (a hung primary that was replaced): those writes fail at
+   * once, unacknowledged, instead of hanging until the old primary answers
+   * — and perhaps committing on a dead timeline then. They are not retried
+   * (they may have run). Returns how many were cut.
+   */
+  abandonWritesBefore(epoch: number): number {
+    let cut = 0;
+    for (const [client, fencedFor] of this.#writing) {
+      if (fencedFor >= epoch) continue;
+      this.#writing.delete(client);
+      (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      cut++;
+    }
+    return cut;
   }
 
   /** Drains and closes pools of nodes no longer in `keep`. */
@@ -112,4 +150,28 @@ export class PoolSet {
     this.#pools.clear();
     await Promise.allSettled(pools.map((p) => p.pool.end()));
   }
+}
+
+/** Reads what {@link fenceRefusal} judges, on any client. */
+export async function fenceCheck(client: pg.ClientBase): Promise<FenceCheck> {
+  let row: { in_recovery: boolean; system_identifier: string; epoch: number | null } | undefined;
+  try {
+    row = (await client.query(FENCE_QUERY)).rows[0];
+  } catch (err) {
+    if (!MISSING_TABLE.has((err as { code?: string }).code ?? '')) throw err;
+    row = (await client.query(FENCE_QUERY_NO_EPOCH)).rows[0];
+  }
+  return { inRecovery: row?.in_recovery === true, systemIdentifier: String(row?.system_identifier), epoch: row?.epoch ?? null };
+}
+
+/** Why a server must not take this router's writes in `epoch`; null when it may. Pure. */
+export function fenceRefusal(nodeId: string, check: FenceCheck, epoch: number, systemIdentifier: string | null): string | null {
+  if (check.inRecovery) return `node ${nodeId} is in recovery: not the primary of epoch ${epoch}; refusing to write there`;
+  if (systemIdentifier !== null && check.systemIdentifier !== systemIdentifier) {
+    return `node ${nodeId} has system identifier ${check.systemIdentifier}, the cluster ${systemIdentifier}; refusing to write there`;
+  }
+  if (check.epoch !== null && check.epoch < epoch) {
+    return `node ${nodeId} records epoch ${check.epoch}, the cluster is at epoch ${epoch}: a deposed primary; refusing to write there`;
+  }
+  return null;
 }

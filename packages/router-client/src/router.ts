@@ -48,8 +48,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     super();
     if (!options.cluster) throw new RouterError('invalid-option', 'cluster is required: the name the monitor publishes under');
     if (!options.redis && !options.nodes?.length) throw new RouterError('invalid-option', 'give redis (the bus) or nodes (static topology, probed by the router)');
-    const staleAfterMs = options.staleAfterMs ?? DEFAULT_ROUTER_OPTIONS.staleAfterMs;
-    if (staleAfterMs < MIN_STALE_AFTER_MS) throw new RouterError('invalid-option', `staleAfterMs must be at least ${MIN_STALE_AFTER_MS}, got ${staleAfterMs}`);
+    const staleAfterMs = options.staleAfterMs;
+    if (staleAfterMs !== undefined && !(staleAfterMs >= MIN_STALE_AFTER_MS)) throw new RouterError('invalid-option', `staleAfterMs must be at least ${MIN_STALE_AFTER_MS}, got ${staleAfterMs}`);
     const maxLagMs = options.defaults?.maxLagMs ?? DEFAULT_ROUTER_OPTIONS.defaults.maxLagMs;
     const maxWritePauseMs = options.maxWritePauseMs ?? DEFAULT_ROUTER_OPTIONS.maxWritePauseMs;
     const waitForLsnMs = options.waitForLsnMs ?? DEFAULT_ROUTER_OPTIONS.waitForLsnMs;
@@ -71,16 +71,28 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
       () => (view ? view.ageMs() : Number.POSITIVE_INFINITY) / 1000,
       () => view?.fallback ?? false,
     );
-    this.#pools = new PoolSet(options.connection, { ...DEFAULT_ROUTER_OPTIONS.pool, ...options.pool }, (err, nodeId) => {
-      log.warn({ err, nodeId }, 'idle pooled connection failed');
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
+    this.#pools = new PoolSet(
+      options.connection,
+      { ...DEFAULT_ROUTER_OPTIONS.pool, ...options.pool },
+      (err, nodeId) => {
+        log.warn({ err, nodeId }, 'idle pooled connection failed');
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      },
+      (nodeId, epoch) => view?.noteNewerEpoch(nodeId, epoch),
+    );
     view = new TopologyView(options, staleAfterMs, log, this.metrics, {
       onTopology: (topology) => {
         this.#pools.retain(new Set(topology.nodes.map((n) => n.id)));
         this.emit('topology', topology);
       },
       onFallback: (state) => this.emit('fallback', state),
+      onError: (err) => {
+        if (this.listenerCount('error') > 0) this.emit('error', err);
+      },
+      onEpoch: (epoch) => {
+        const cut = this.#pools.abandonWritesBefore(epoch);
+        if (cut > 0) log.warn({ epoch, cut }, 'new primary: cut the writes still waiting on the old one (unacknowledged, not retried)');
+      },
     });
     this.#view = view;
     this.#executor = new Executor(this.#pools, this.metrics, log, ban);

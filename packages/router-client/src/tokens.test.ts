@@ -66,6 +66,21 @@ describe('TopologyStore', () => {
     expect(store.apply(snap(1, 5, 1, 'p1'), 2)).toBe('applied-gap');
   });
 
+  it('follows a bus that was reset (term back to 1) only for a newer snapshot, never a replayed older one', () => {
+    const store = new TopologyStore();
+    const at = (ms: number) => new Date(Date.parse('2026-01-01T00:00:00Z') + ms);
+    const snapAt = (term: number, seq: number, epoch: number, primaryId: string, ms: number) =>
+      createEvent('snapshot', { topology: topology(epoch, primaryId) }, { cluster: 'main', term, seq, epoch, at: at(ms) });
+    expect(store.apply(snapAt(7, 1, 3, 'p2', 1_000), 1)).toBe('applied');
+    // A replayed snapshot from before: older, whatever its position.
+    expect(store.apply(snapAt(1, 9, 3, 'p1', 500), 2)).toBe('stale');
+    // Redis restarted empty and a monitor began again at term 1: its newer snapshot is followed.
+    expect(store.apply(snapAt(1, 1, 3, 'p2', 2_000), 3)).toBe('applied-reset');
+    expect(store.position).toEqual({ term: 1, seq: 1 });
+    // A gap across a term change is a gap.
+    expect(store.apply(snapAt(2, 4, 3, 'p2', 3_000), 4)).toBe('applied-gap');
+  });
+
   it('never goes back to an older epoch', () => {
     const store = new TopologyStore();
     store.apply(snap(1, 1, 3, 'p2'), 1);

@@ -1,7 +1,11 @@
 import { type BusEvent, type EventPosition, isGap, isNewerPosition, type NodeState, type Topology } from '@pgreplica/protocol';
 
-/** What applying one event did. */
-export type ApplyOutcome = 'applied' | 'applied-gap' | 'stale' | 'old-epoch' | 'ignored';
+/**
+ * What applying one event did. `applied-reset`: a snapshot newer than the
+ * last one applied, at an epoch not below ours, from a term below our
+ * position — the bus was reset (Redis restarted empty); the position moves to it.
+ */
+export type ApplyOutcome = 'applied' | 'applied-gap' | 'applied-reset' | 'stale' | 'old-epoch' | 'ignored';
 
 /**
  * The router's view of the cluster: the latest topology, the `(term, seq)`
@@ -16,6 +20,8 @@ export class TopologyStore {
   freshAt = 0;
   /** Set between switchover.started and its end: writes wait. */
   switchover: { fromId: string; toId: string; startedAt: number } | null = null;
+  /** Publication time (ms) of the last snapshot applied. */
+  #snapshotAt = 0;
 
   get epoch(): number {
     return this.topology?.epoch ?? 0;
@@ -37,14 +43,20 @@ export class TopologyStore {
 
   /** Applies one verified bus event. */
   apply(event: BusEvent, now: number): ApplyOutcome {
-    if (!isNewerPosition(event, this.position)) return 'stale';
+    let reset = false;
+    if (!isNewerPosition(event, this.position)) {
+      // Terms never go backwards on a healthy bus; a newer snapshot behind our position means it was reset.
+      reset = event.type === 'snapshot' && this.position !== null && event.term < this.position.term && event.epoch >= this.epoch && Date.parse(event.at) > this.#snapshotAt;
+      if (!reset) return 'stale';
+    }
     if (event.epoch < this.epoch && (event.type === 'snapshot' || event.type === 'primary.changed')) return 'old-epoch';
-    const gap = isGap(event, this.position);
+    const gap = !reset && isGap(event, this.position);
     this.position = { term: event.term, seq: event.seq };
     this.freshAt = now;
     switch (event.type) {
       case 'snapshot':
         this.topology = event.topology;
+        this.#snapshotAt = Date.parse(event.at);
         break;
       case 'node.status': {
         const t = this.topology;
@@ -77,6 +89,6 @@ export class TopologyStore {
       default:
         return gap ? 'applied-gap' : 'ignored';
     }
-    return gap ? 'applied-gap' : 'applied';
+    return reset ? 'applied-reset' : gap ? 'applied-gap' : 'applied';
   }
 }

@@ -14,7 +14,16 @@ export interface TopologyViewHooks {
   onTopology(topology: Topology): void;
   /** The bus went stale or fresh again. */
   onFallback(state: RouterEventMap['fallback'][0]): void;
+  /** A problem the host should hear of (a staleness bound below what the monitor's heartbeat allows). */
+  onError(err: Error): void;
+  /** The epoch rose: a new primary. */
+  onEpoch(epoch: number): void;
 }
+
+/** Silence of this many of the monitor's heartbeats makes the bus stale. */
+export const STALE_HEARTBEATS = 3;
+/** The monitor's heartbeat until a snapshot says otherwise (its documented default). */
+export const DEFAULT_MONITOR_HEARTBEAT_MS = 5_000;
 
 function nodeFromStatic(n: StaticNode): NodeState {
   let host = n.host;
@@ -56,13 +65,17 @@ function nodeFromStatic(n: StaticNode): NodeState {
 export class TopologyView {
   readonly store = new TopologyStore();
   readonly #options: RouterOptions;
-  readonly #staleAfterMs: number;
+  /** `staleAfterMs` as given; undefined: derived from the monitor's heartbeat. */
+  readonly #explicitStaleAfterMs: number | undefined;
+  #warnedStaleBound = 0;
+  readonly #startedAt = Date.now();
   readonly #log: RouterLogger;
   readonly #metrics: RouterMetrics;
   readonly #hooks: TopologyViewHooks;
   readonly #bus: BusClient | undefined;
   #probe: ProbeSource | undefined;
   #busFreshAt = 0;
+  #epochSeen = 0;
   #fallback = false;
   readonly #freshnessTimer: NodeJS.Timeout;
   #closed = false;
@@ -70,9 +83,9 @@ export class TopologyView {
   #changeWaiters: (() => void)[] = [];
 
   /** Seeds the static nodes, then subscribes to the bus or starts probing. @throws RouterError (`invalid-option`) for a node without an address. */
-  constructor(options: RouterOptions, staleAfterMs: number, log: RouterLogger, metrics: RouterMetrics, hooks: TopologyViewHooks) {
+  constructor(options: RouterOptions, staleAfterMs: number | undefined, log: RouterLogger, metrics: RouterMetrics, hooks: TopologyViewHooks) {
     this.#options = options;
-    this.#staleAfterMs = staleAfterMs;
+    this.#explicitStaleAfterMs = staleAfterMs;
     this.#log = log;
     this.#metrics = metrics;
     this.#hooks = hooks;
@@ -98,8 +111,33 @@ export class TopologyView {
     } else {
       this.#startProbing();
     }
-    this.#freshnessTimer = setInterval(() => this.#checkFreshness(), Math.min(1_000, this.#staleAfterMs / 4));
+    this.#freshnessTimer = setInterval(() => this.#checkFreshness(), Math.min(1_000, this.staleAfterMs / 4));
     this.#freshnessTimer.unref();
+  }
+
+  /**
+   * How long the bus may be silent before it is stale: {@link STALE_HEARTBEATS}
+   * of the monitor's heartbeats (the snapshot says how often it publishes),
+   * never less. An explicit `staleAfterMs` below that is refused (an `error`
+   * event, once) and the derived bound used: on a quiet cluster every
+   * router would otherwise flip to its fallback each cycle.
+   */
+  get staleAfterMs(): number {
+    const heartbeatMs = this.store.topology?.heartbeatMs;
+    const derived = STALE_HEARTBEATS * (heartbeatMs ?? DEFAULT_MONITOR_HEARTBEAT_MS);
+    const explicit = this.#explicitStaleAfterMs;
+    // Before a snapshot told the monitor's heartbeat, an explicit bound is all there is.
+    if (explicit === undefined || explicit >= derived || heartbeatMs === undefined) return explicit ?? derived;
+    if (this.#warnedStaleBound !== derived) {
+      this.#warnedStaleBound = derived;
+      const err = new RouterError(
+        'invalid-option',
+        `staleAfterMs ${explicit} is below ${STALE_HEARTBEATS} of the monitor's heartbeats (${derived} ms): using ${derived} ms; raise it or leave it unset`,
+      );
+      this.#log.warn({ staleAfterMs: explicit, derivedMs: derived }, err.message);
+      this.#hooks.onError(err);
+    }
+    return derived;
   }
 
   /** Whether the router routes by its fallback (the bus is stale). */
@@ -123,7 +161,10 @@ export class TopologyView {
     this.#metrics.events.inc({ outcome });
     if (outcome === 'stale' || outcome === 'old-epoch') return;
     this.#busFreshAt = Date.now();
-    if (outcome === 'applied-gap' || event.type === 'primary.changed') void this.#bus?.reload();
+    if (outcome === 'applied-reset') this.#log.warn({ term: event.term, epoch: event.epoch }, 'the bus was reset (its term went back): following its newer snapshot');
+    // Missed events: replay them from the stream (the stored snapshot may be older than this event).
+    if (outcome === 'applied-gap') void this.#bus?.catchUp(() => this.store.position);
+    if (event.type === 'primary.changed') void this.#bus?.reload();
     if (event.type === 'primary.changed') this.#log.info({ from: event.fromId, to: event.toId, epoch: event.epoch }, 'primary changed');
     this.#afterTopologyChange();
     this.#checkFreshness();
@@ -132,6 +173,10 @@ export class TopologyView {
   #afterTopologyChange(): void {
     const topology = this.store.topology;
     if (!topology) return;
+    if (topology.epoch > this.#epochSeen) {
+      if (this.#epochSeen > 0) this.#hooks.onEpoch(topology.epoch);
+      this.#epochSeen = topology.epoch;
+    }
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     for (const wake of this.#changeWaiters.splice(0)) wake();
     this.#hooks.onTopology(topology);
@@ -139,14 +184,17 @@ export class TopologyView {
 
   #checkFreshness(): void {
     if (!this.#bus || this.#closed) return;
-    const ageMs = this.ageMs();
+    // Before the first event the router is starting, not stale: it says so only once the bound passed.
+    const ageMs = this.#busFreshAt === 0 ? Date.now() - this.#startedAt : this.ageMs();
     const mode = this.#options.fallback ?? DEFAULT_ROUTER_OPTIONS.fallback;
-    if (!this.#fallback && ageMs > this.#staleAfterMs) {
+    const staleAfterMs = this.staleAfterMs;
+    if (!this.#fallback && ageMs > staleAfterMs) {
       this.#fallback = true;
-      this.#log.warn({ ageMs: Number.isFinite(ageMs) ? ageMs : null, mode }, 'bus topology is stale: routing by the fallback');
-      if (mode === 'probe') this.#startProbing();
+      this.#log.warn({ ageMs, mode, heardFromBus: this.#busFreshAt > 0 }, 'bus topology is stale: routing by the fallback');
+      // Whatever the mode, the primary is then confirmed by asking the nodes (highest epoch wins).
+      this.#startProbing();
       this.#hooks.onFallback({ active: true, mode, ageMs });
-    } else if (this.#fallback && ageMs <= this.#staleAfterMs) {
+    } else if (this.#fallback && ageMs <= staleAfterMs) {
       this.#fallback = false;
       this.#probe?.stop();
       this.#log.info({ ageMs }, 'bus topology is fresh again');
@@ -154,13 +202,11 @@ export class TopologyView {
     }
   }
 
-  #startProbing(): void {
+  /** The router's own probes (created on first use, from the nodes the topology lists). */
+  #probeSource(): ProbeSource | undefined {
+    if (this.#probe) return this.#probe;
     const topology = this.store.topology;
-    if (!topology) return;
-    if (this.#probe) {
-      this.#probe.start();
-      return;
-    }
+    if (!topology) return undefined;
     const specs: NodeSpec[] = topology.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, priority: n.priority, weight: n.weight, zone: n.zone, tags: n.tags }));
     const c = this.#options.connection;
     this.#probe = new ProbeSource({
@@ -168,7 +214,10 @@ export class TopologyView {
       nodes: specs,
       connection: { user: c.user ?? 'postgres', password: c.password, database: c.database ?? 'postgres', ssl: c.ssl },
       intervalMs: this.#options.probeIntervalMs ?? DEFAULT_ROUTER_OPTIONS.probeIntervalMs,
-      known: { epoch: topology.epoch, primaryId: topology.primaryId, systemIdentifier: topology.systemIdentifier },
+      known: () => {
+        const t = this.store.topology;
+        return { epoch: t?.epoch ?? 0, primaryId: t?.primaryId ?? null, systemIdentifier: t?.systemIdentifier ?? null };
+      },
       onTopology: (t) => {
         // With a bus, probes only fill in while it is stale.
         if (this.#bus && !this.#fallback) return;
@@ -176,7 +225,11 @@ export class TopologyView {
         this.#afterTopologyChange();
       },
     });
-    this.#probe.start();
+    return this.#probe;
+  }
+
+  #startProbing(): void {
+    this.#probeSource()?.start();
   }
 
   /**
@@ -213,11 +266,38 @@ export class TopologyView {
     });
   }
 
-  /** After a write failed without running: look for a new primary (reload), wait a little. */
+  /**
+   * After a write failed without running: look for the primary again. The bus
+   * snapshot when it is fresh; otherwise — and after the snapshot still names
+   * a primary that refused — the nodes themselves are asked, and the writable
+   * one whose database records the highest epoch wins (a deposed primary
+   * restarted writable keeps a lower one). Then waits a little for a change.
+   */
   async refresh(): Promise<void> {
-    if (this.#bus) await this.#bus.reload();
-    else await this.#probe?.probeOnce().catch(() => {});
+    const before = this.store.primary()?.id;
+    const reloaded = this.#bus ? await this.#bus.reload() : false;
+    if (!reloaded || this.#fallback || this.store.primary()?.id === before) await this.discover();
     await this.nextChange(100);
+  }
+
+  /** Asks the nodes who the primary is (highest recorded epoch among writable nodes) and adopts the answer. */
+  async discover(): Promise<void> {
+    const found = await this.#probeSource()?.probeOnce().catch(() => null);
+    if (!found || this.#closed) return;
+    const current = this.store.topology;
+    if (current && (found.epoch < current.epoch || (found.epoch === current.epoch && found.primaryId === current.primaryId))) return;
+    this.#log.warn({ primaryId: found.primaryId, epoch: found.epoch }, 'primary found by asking the nodes (highest recorded epoch)');
+    this.store.setLocal({ ...(current ?? found), epoch: found.epoch, primaryId: found.primaryId, systemIdentifier: found.systemIdentifier ?? current?.systemIdentifier ?? null, nodes: found.nodes }, Date.now());
+    this.#afterTopologyChange();
+  }
+
+  /** A write server records a later epoch than this view: it is behind; catch up (bus, then the nodes). */
+  noteNewerEpoch(nodeId: string, epoch: number): void {
+    this.#log.info({ nodeId, epoch, known: this.store.epoch }, 'a server records a later epoch than this router knows');
+    void (async () => {
+      if (this.#bus) await this.#bus.reload();
+      if (this.store.epoch < epoch) await this.discover();
+    })();
   }
 
   /** Marks the router closed, wakes whoever waits for a change, and closes the bus and the probes. */

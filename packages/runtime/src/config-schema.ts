@@ -3,7 +3,7 @@
  * pgreplica-worker and the pgreplica CLI: what they share at the top level,
  * then one section per program.
  */
-import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN, NODE_TAGS } from '@pgreplica/protocol';
+import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN, NODE_TAGS, SLOT_NAME_PATTERN } from '@pgreplica/protocol';
 import { z } from 'zod';
 
 /** Shortest probe interval accepted: faster probing loads the nodes for no gain. */
@@ -30,6 +30,12 @@ const nodeSchema = z.strictObject({
   tags: z.array(z.enum(NODE_TAGS)).default([]),
   /** Per-node lag limits; the cluster's `thresholds` apply where absent. */
   lag: lagLimits.optional(),
+  /**
+   * The physical replication slot this node streams through when it is a
+   * replica (REPLICA_SLOT_NAME of replica-setup.sh). Default: the id in lower
+   * case with other characters as "_".
+   */
+  slotName: z.string().regex(SLOT_NAME_PATTERN, 'must be 1-63 lower-case letters, digits or "_" (a PostgreSQL replication slot name)').optional(),
 });
 
 const redisSchema = z.union([
@@ -65,6 +71,7 @@ const monitorSection = z
         rise: z.number().int().min(1).default(2),
         fall: z.number().int().min(1).default(3),
         receiverDownAfterMs: ms('monitor.thresholds.receiverDownAfterMs').default(10_000),
+        replayStalledAfterMs: ms('monitor.thresholds.replayStalledAfterMs').default(5_000),
       })
       .prefault({}),
     leader: z.strictObject({ leaseTtlMs: ms('monitor.leader.leaseTtlMs').min(1_000).default(5_000) }).prefault({}),
@@ -106,10 +113,17 @@ const workerSection = z
     catchupTimeoutMs: ms('worker.catchupTimeoutMs').default(30_000),
     /** How long repointed replicas may take to stream from the new primary. */
     repointTimeoutMs: ms('worker.repointTimeoutMs').default(30_000),
-    /** How often BullMQ looks for jobs whose worker died. */
-    stalledIntervalMs: ms('worker.stalledIntervalMs').default(30_000),
-    /** Lock of a running job; renewed while it runs, a job whose worker stops renewing it is stalled. */
-    lockDurationMs: ms('worker.lockDurationMs').default(30_000),
+    /**
+     * How often BullMQ looks for jobs whose worker died. With `lockDurationMs`
+     * it bounds how long a worker killed mid-failover delays the failover.
+     */
+    stalledIntervalMs: ms('worker.stalledIntervalMs').default(1_000),
+    /**
+     * Lock of a running job, renewed every half of it while the job runs; a job
+     * whose worker stops renewing it is re-delivered (it resumes from its
+     * recorded progress, fenced by the change lock).
+     */
+    lockDurationMs: ms('worker.lockDurationMs').default(3_000),
   })
   .prefault({});
 
@@ -145,10 +159,15 @@ export const configFileSchema = z
     failover: z
       .strictObject({
         policy: z.enum(['auto', 'manual']).default('manual'),
-        failoverAfterMs: ms('failover.failoverAfterMs').default(10_000),
+        /** How long the primary must have been unhealthy (unreachable or timing out) before a failover. */
+        failoverAfterMs: ms('failover.failoverAfterMs').default(2_000),
         maxLagOnFailoverBytes: bytes.default(16 * 1024 * 1024),
-        /** A replica whose receiver heard from the primary this recently is a witness that it lives. */
-        witnessFreshMs: ms('failover.witnessFreshMs').default(20_000),
+        /**
+         * A replica whose receiver heard from the primary this recently is a witness
+         * that it lives (never less than half the replica's wal_receiver_timeout plus
+         * a probe interval: an idle primary leaves a healthy receiver silent that long).
+         */
+        witnessFreshMs: ms('failover.witnessFreshMs').default(5_000),
       })
       .prefault({}),
     slots: z

@@ -103,3 +103,13 @@ describe('the shipped example config', () => {
     expect(config.monitor.heartbeatMs).toBe(5_000);
   });
 });
+
+describe('slot names', () => {
+  it('derives a valid slot name from ids with dashes, dots and capitals, and refuses two nodes on one slot', () => {
+    const base = { cluster: 'c', redis: { url: 'redis://h:1' }, database: { user: 'u' } };
+    const config = resolveConfig({ ...base, nodes: [{ id: 'pg-1', host: 'a', port: 1 }, { id: 'DB.East', host: 'b', port: 1 }, { id: 'x', host: 'c', port: 1, slotName: 'custom_x' }] }, {});
+    expect(config.nodes.map((n) => n.slotName)).toEqual(['pg_1', 'db_east', 'custom_x']);
+    expect(() => resolveConfig({ ...base, nodes: [{ id: 'pg-1', host: 'a', port: 1 }, { id: 'pg.1', host: 'b', port: 1 }] }, {})).toThrow(/nodes\[1\]\.slotName: slot name "pg_1" is also nodes\[0\]'s/);
+    expect(() => resolveConfig({ ...base, nodes: [{ id: 'a', host: 'a', port: 1, slotName: 'Bad-Name' }] }, {})).toThrow(/nodes\[0\]\.slotName: must be 1-63 lower-case/);
+  });
+});

@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml } from 'yaml';
+import { defaultSlotName } from '@pgreplica/protocol';
 import { type ConfigFile, configFileSchema } from './config-schema.js';
 
 /** The configuration of monitor, worker and CLI: the file plus secrets and overrides from the environment. Frozen. */
-export interface Config extends ConfigFile {
+export interface Config extends Omit<ConfigFile, 'nodes'> {
+  /** The nodes, each with its replication slot name resolved. */
+  nodes: (ConfigFile['nodes'][number] & { slotName: string })[];
   instanceId: string;
   /** Database password; never logged. */
   databasePassword: string | undefined;
@@ -91,12 +94,18 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
   // Checked on the raw input so it is reported together with schema errors.
   if (Array.isArray(input.nodes)) {
     const seen = new Map<unknown, number>();
+    const slots = new Map<string, number>();
     input.nodes.forEach((n: unknown, i: number) => {
-      const id = (n as { id?: unknown } | null)?.id;
-      if (typeof id !== 'string') return;
-      const first = seen.get(id);
-      if (first !== undefined) issues.push(`nodes[${i}].id: duplicate node id "${id}" (also nodes[${first}]); ids must be unique`);
-      else seen.set(id, i);
+      const node = (n ?? {}) as { id?: unknown; slotName?: unknown };
+      if (typeof node.id !== 'string') return;
+      const first = seen.get(node.id);
+      if (first !== undefined) issues.push(`nodes[${i}].id: duplicate node id "${node.id}" (also nodes[${first}]); ids must be unique`);
+      else seen.set(node.id, i);
+      const slot = typeof node.slotName === 'string' ? node.slotName : defaultSlotName(node.id);
+      const other = slots.get(slot);
+      if (other !== undefined && first === undefined) {
+        issues.push(`nodes[${i}].slotName: slot name "${slot}" is also nodes[${other}]'s; give one of them its own slotName`);
+      } else slots.set(slot, i);
     });
   }
   const parsed = configFileSchema.safeParse(input);
@@ -125,6 +134,7 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
   if (issues.length > 0) throw new ConfigError(source, issues);
   return Object.freeze({
     ...file,
+    nodes: file.nodes.map((n) => ({ ...n, slotName: n.slotName ?? defaultSlotName(n.id) })),
     instanceId: file.instanceId ?? `${hostname()}:${process.pid}`,
     databasePassword,
     busKey,

@@ -1,26 +1,29 @@
 import type { AuthorityStore } from '@pgreplica/bus';
-import type { Authority } from '@pgreplica/probe';
+import { type AuthorityResolution, resolveAuthority } from '@pgreplica/decisions';
+import type { Authority, ProbeResult } from '@pgreplica/probe';
 import type { PrimaryRecord, Topology } from '@pgreplica/protocol';
 import type { Logger } from 'pino';
 
-/** A probe's answer as the tracker needs it. */
-interface WritableProbe {
-  ok: boolean;
-  nodeId: string;
-  sample?: { inRecovery: boolean; systemIdentifier: string };
-}
+/** Runs a statement on a node (the monitor's probe connection to it). */
+export type NodeExec = (nodeId: string, sql: string, params: unknown[]) => Promise<unknown>;
 
 /**
- * The monitor's idea of who is primary in which epoch: the record on the
- * bus when there is one, else a provisional one from the probes; records
- * the first primary (bootstrap) when this monitor leads and exactly one
- * node takes writes.
+ * The monitor's idea of who is primary in which epoch. The database is the
+ * durable truth (`pgreplica.epoch`, written by the worker on each new primary
+ * before it is announced); the bus holds a copy. Each round resolves the two
+ * ({@link resolveAuthority}): the highest epoch wins, nothing goes below an
+ * epoch already seen, and a leader repairs a bus that is behind or empty —
+ * so an empty Redis never resets routers or fences the real primary.
  */
 export class AuthorityTracker {
   readonly #store: AuthorityStore;
   readonly #logger: Logger;
+  #bus: PrimaryRecord | null = null;
   #record: PrimaryRecord | null = null;
   #paused = false;
+  #floorEpoch = 0;
+  #pending: AuthorityResolution | null = null;
+  #lastWarning = '';
 
   constructor(store: AuthorityStore, logger: Logger) {
     this.#store = store;
@@ -37,51 +40,87 @@ export class AuthorityTracker {
     return this.#paused;
   }
 
-  /**
-   * Reads the record, pause flag and term from the bus. Returns the term and
-   * whether the epoch changed (a new snapshot is due). Throws when Redis fails.
-   */
-  async refresh(): Promise<{ term: number; epochChanged: boolean }> {
+  /** Reads the bus record, pause flag and term. Returns the term. Throws when Redis fails. */
+  async refresh(): Promise<number> {
     const { record, raw, paused, term } = await this.#store.read();
-    if (raw !== null && record === null) this.#logger.error('primary record on the bus is not valid; ignoring it');
-    let epochChanged = false;
-    if (record && (this.#record === null || record.epoch !== this.#record.epoch)) {
-      if (this.#record) this.#logger.info({ from: this.#record, to: record }, 'primary epoch changed');
-      epochChanged = true;
-    }
-    if (record) this.#record = record;
+    if (raw !== null && record === null) this.#warn('primary record on the bus is not valid; ignoring it');
+    this.#bus = record;
     this.#paused = paused;
-    return { term, epochChanged };
+    return term;
   }
 
   /**
-   * The authority to judge a round by: the record, or — before there is one —
-   * the one writable node, if exactly one, else what the last topology said.
+   * The authority to judge this round by, from the bus record and every
+   * reachable node's epoch row; before any record exists, the one writable
+   * node (else what the last topology said). Returns whether the epoch changed.
    */
-  current(probes: readonly WritableProbe[], previous: Topology | null): Authority {
+  resolve(probes: readonly ProbeResult[], previous: Topology | null): { authority: Authority; epochChanged: boolean } {
+    const nodes = probes.flatMap((p) => (p.ok ? [{ nodeId: p.nodeId, writable: !p.sample.inRecovery, systemIdentifier: p.sample.systemIdentifier, row: p.sample.epoch }] : []));
+    const resolution = resolveAuthority({ bus: this.#bus, nodes, floorEpoch: this.#floorEpoch });
+    this.#pending = null;
+    const before = this.#record?.epoch ?? null;
+    if (resolution.kind === 'record') {
+      if (resolution.repairBus) {
+        this.#warn(resolution.reason);
+        this.#pending = resolution;
+      }
+      if (this.#record && resolution.record.epoch !== this.#record.epoch) this.#logger.info({ from: this.#record, to: resolution.record }, 'primary epoch changed');
+      this.#record = resolution.record;
+      this.#floorEpoch = Math.max(this.#floorEpoch, resolution.record.epoch);
+    } else if (resolution.kind === 'bootstrap') {
+      this.#pending = resolution;
+    } else if (this.#bus || nodes.some((n) => n.row)) {
+      this.#warn(resolution.reason);
+    }
     const formerPrimaryIds = this.#record?.previousPrimaryId ? [this.#record.previousPrimaryId] : [];
-    if (this.#record) return { ...this.#record, formerPrimaryIds };
-    const writable = probes.filter((p) => p.ok && p.sample && !p.sample.inRecovery);
-    const only = writable.length === 1 ? writable[0] : undefined;
+    const epochChanged = (this.#record?.epoch ?? null) !== before;
+    if (this.#record) return { authority: { ...this.#record, formerPrimaryIds }, epochChanged };
+    const boot = resolution.kind === 'bootstrap' ? resolution : null;
     return {
-      epoch: previous?.epoch ?? 0,
-      primaryId: only?.nodeId ?? previous?.primaryId ?? null,
-      systemIdentifier: only?.sample?.systemIdentifier ?? previous?.systemIdentifier ?? null,
-      formerPrimaryIds,
+      authority: {
+        epoch: previous?.epoch ?? 0,
+        primaryId: boot?.primaryId ?? previous?.primaryId ?? null,
+        systemIdentifier: boot?.systemIdentifier ?? previous?.systemIdentifier ?? null,
+        formerPrimaryIds,
+      },
+      epochChanged,
     };
   }
 
   /**
-   * Records the first primary on the bus. After a Redis that lost its data the
-   * epoch is kept when the primary is the same as in `previous`, else goes past
-   * it; never backwards. Returns whether a record was written.
+   * What only the leader does: records the first primary (its epoch row in
+   * that node's database first, then the bus), or repairs a bus that is
+   * behind the databases. Returns whether the bus changed. Throws on failure
+   * (retried next round).
    */
-  async bootstrap(primaryId: string, systemIdentifier: string, previous: Topology | null): Promise<boolean> {
-    const floor = previous && previous.epoch > 0 ? (previous.primaryId === primaryId ? previous.epoch : previous.epoch + 1) : 1;
-    const record = await this.#store.bootstrap(primaryId, systemIdentifier, floor);
-    if (!record) return false;
-    this.#record = record;
-    this.#logger.info({ primaryId, epoch: record.epoch, systemIdentifier }, 'recorded the primary on the bus (bootstrap)');
-    return true;
+  async settle(exec: NodeExec, epochRowSql: string, rowParams: (record: PrimaryRecord) => unknown[]): Promise<boolean> {
+    const pending = this.#pending;
+    if (!pending) return false;
+    if (pending.kind === 'bootstrap') {
+      const record: PrimaryRecord = { epoch: pending.epoch, primaryId: pending.primaryId, systemIdentifier: pending.systemIdentifier, at: new Date().toISOString(), cause: 'bootstrap' };
+      await exec(pending.primaryId, epochRowSql, rowParams(record));
+      if (!(await this.#store.raise(record))) return false;
+      this.#record = record;
+      this.#floorEpoch = Math.max(this.#floorEpoch, record.epoch);
+      this.#logger.info({ primaryId: record.primaryId, epoch: record.epoch }, 'recorded the first primary (database, then bus)');
+      return true;
+    }
+    if (pending.kind === 'record' && pending.repairBus) {
+      const written = await this.#store.raise(pending.record);
+      if (written) this.#logger.warn({ epoch: pending.record.epoch, primaryId: pending.record.primaryId }, 'restored the primary record on the bus from the databases');
+      return written;
+    }
+    return false;
   }
+
+  #warn(message: string): void {
+    if (message === this.#lastWarning) return;
+    this.#lastWarning = message;
+    this.#logger.warn(message);
+  }
+}
+
+/** The parameters of `EPOCH_WRITE_QUERY` for a record. */
+export function epochRowParams(record: PrimaryRecord): unknown[] {
+  return [record.epoch, record.primaryId, record.systemIdentifier, record.cause, record.previousPrimaryId ?? null, record.at, null];
 }

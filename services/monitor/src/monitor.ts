@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { RoundAssessment } from '@pgreplica/probe';
+import { EPOCH_WRITE_QUERY, type RoundAssessment, TERM_WRITE_QUERY } from '@pgreplica/probe';
 import { busKeys, type BusKeys, type BusEventPayload, type BusEventType, type Topology } from '@pgreplica/protocol';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { AuthorityStore, BusPublisher, closeRedis, connectServiceRedis, LeaderLease } from '@pgreplica/bus';
 import { closeServer, type Config, type HttpServer, listen, runShutdownSteps } from '@pgreplica/runtime';
-import { AuthorityTracker } from './authority-tracker.js';
+import { AuthorityTracker, epochRowParams } from './authority-tracker.js';
 import { createHttpApp } from './http.js';
 import { MonitorMetrics } from './metrics.js';
 import { NodeFleet } from './node-fleet.js';
@@ -162,15 +162,16 @@ export class Monitor {
 
     if (redisUp) {
       try {
-        const { term, epochChanged } = await this.#authority!.refresh();
-        this.#lease!.observeTerm(term);
-        if (epochChanged) this.#needSnapshot = true;
+        this.#lease!.observeTerm(await this.#authority!.refresh());
       } catch (err) {
         this.#logger.debug({ err }, 'cannot read the primary record');
       }
     }
     const lease = redisUp ? await this.#lease!.tick() : { leader: false, term: 0, changed: this.#lease!.isLeader };
     if (!redisUp && this.#lease!.isLeader) await this.#lease!.release();
+    const probes = this.#fleet.results(now.getTime());
+    // Terms never go backwards, even when Redis restarts empty: the nodes keep a floor.
+    for (const p of probes) if (p.ok && p.sample.termFloor !== null) this.#lease!.observeTerm(p.sample.termFloor);
     if (lease.changed) {
       this.#logger.info({ leader: lease.leader, term: lease.term }, lease.leader ? 'took the lease: publishing' : 'lost the lease: silent');
       if (lease.leader) this.#needSnapshot = true;
@@ -179,13 +180,10 @@ export class Monitor {
     this.metrics.leader.set(lease.leader ? 1 : 0);
     this.metrics.term.set(lease.term);
 
-    const probes = this.#fleet.results(now.getTime());
-    const authority = this.#authority!.current(probes, this.#topology);
+    const { authority, epochChanged } = this.#authority!.resolve(probes, this.#topology);
+    if (epochChanged) this.#needSnapshot = true;
     const round = this.#fleet.assessor.assess(probes, authority, now);
-
-    if (this.#authority!.record === null && lease.leader && round.writable.length === 1) {
-      await this.#bootstrapAuthority(round.writable[0]!);
-    }
+    if (lease.leader) await this.#settleAuthority(lease.changed ? lease.term : null);
     this.#checkSlotKeepSize(round);
 
     const record = this.#authority!.record;
@@ -197,6 +195,7 @@ export class Monitor {
       systemIdentifier: record?.systemIdentifier ?? authority.systemIdentifier,
       nodes: round.nodes,
       observedAt: now.toISOString(),
+      heartbeatMs: this.config.monitor.heartbeatMs,
     };
     for (const change of round.changes) {
       const log = change.to === 'unhealthy' ? 'warn' : 'info';
@@ -224,13 +223,21 @@ export class Monitor {
     return round;
   }
 
-  async #bootstrapAuthority(primaryId: string): Promise<void> {
-    const sample = this.#fleet.sampleOf(primaryId);
-    if (!sample) return;
+  /**
+   * Leader only: records the first primary or repairs a bus behind the
+   * databases, and keeps the term floor in the primary's database when the
+   * term is new. Failures are logged and retried next round.
+   */
+  async #settleAuthority(newTerm: number | null): Promise<void> {
+    const exec = (nodeId: string, sql: string, params: unknown[]) => this.#fleet.execute(nodeId, sql, params);
     try {
-      if (await this.#authority!.bootstrap(primaryId, sample.systemIdentifier, this.#topology)) this.#needSnapshot = true;
+      if (await this.#authority!.settle(exec, EPOCH_WRITE_QUERY, epochRowParams)) this.#needSnapshot = true;
     } catch (err) {
-      this.#logger.warn({ err }, 'cannot record the primary on the bus');
+      this.#logger.warn({ err }, 'cannot record the primary (database or bus)');
+    }
+    const primaryId = this.#authority!.record?.primaryId;
+    if (newTerm !== null && primaryId) {
+      await exec(primaryId, TERM_WRITE_QUERY, [newTerm]).catch((err: unknown) => this.#logger.warn({ err, term: newTerm }, 'cannot keep the term floor in the primary'));
     }
   }
 

@@ -1,8 +1,20 @@
-import { ClusterAssessor, HeartbeatTracker, type NodeProber, NodeProber as Prober, type NodeSample, type NodeSpec, type ProbeResult } from '@pgreplica/probe';
+import {
+  ClusterAssessor,
+  HeartbeatTracker,
+  type NodeProber,
+  NodeProber as Prober,
+  type NodeSample,
+  type NodeSpec,
+  PGREPLICA_SCHEMA_SQL,
+  type ProbeResult,
+} from '@pgreplica/probe';
 import { type Config, probeConnection } from '@pgreplica/runtime';
 import type { Logger } from 'pino';
 import type { MonitorMetrics } from './metrics.js';
 import { NodeLoop } from './node-loop.js';
+
+/** pgreplica's schema or tables do not exist yet. */
+export const MISSING_STATE = new Set(['42P01', '3F000']);
 
 /**
  * Every node's prober and probe loop, the heartbeat they write and read, and
@@ -60,6 +72,23 @@ export class NodeFleet {
   /** The prober of a node, for one-off statements. */
   prober(nodeId: string): NodeProber | undefined {
     return this.#probers.find((p) => p.target.id === nodeId);
+  }
+
+  /**
+   * Runs a statement on a node over its probe connection, creating
+   * pgreplica's tables first when they are missing.
+   * @throws when the node is unknown or the statement fails
+   */
+  async execute(nodeId: string, sql: string, params: unknown[]): Promise<unknown> {
+    const prober = this.prober(nodeId);
+    if (!prober) throw new Error(`unknown node "${nodeId}"`);
+    try {
+      return await prober.query(sql, params);
+    } catch (err) {
+      if (!MISSING_STATE.has((err as { code?: string }).code ?? '')) throw err;
+      await prober.query(PGREPLICA_SCHEMA_SQL);
+      return prober.query(sql, params);
+    }
   }
 
   /** Waits for the loops (after the signal aborted), then closes the connections. */

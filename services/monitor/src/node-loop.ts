@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { HEARTBEAT_SCHEMA_SQL, HEARTBEAT_WRITE_QUERY, type HeartbeatTracker, type NodeProber, type ProbeResult } from '@pgreplica/probe';
+import { HEARTBEAT_WRITE_QUERY, type HeartbeatTracker, type NodeProber, PGREPLICA_SCHEMA_SQL, type ProbeResult } from '@pgreplica/probe';
 import type { Logger } from 'pino';
 import type { MonitorMetrics } from './metrics.js';
 
@@ -30,6 +30,7 @@ export class NodeLoop {
   #latest: ProbeResult | null = null;
   #inFlightSince: number | null = null;
   #loop: Promise<void> | undefined;
+  #schemaEnsured = false;
 
   constructor(options: {
     prober: NodeProber;
@@ -102,12 +103,20 @@ export class NodeLoop {
     const seq = hb.tracker.nextSeq();
     const write = () => this.#prober.query(HEARTBEAT_WRITE_QUERY, [hb.instanceId, seq]);
     try {
+      if (!this.#schemaEnsured) {
+        // Once per loop: pgreplica's tables (heartbeat, epoch, term) exist on the
+        // primary; IF NOT EXISTS makes it a no-op where an admin created them.
+        await this.#prober.query(PGREPLICA_SCHEMA_SQL).catch((err: unknown) => {
+          if (!NO_WRITE_RIGHTS.has((err as { code?: string }).code ?? '')) throw err;
+        });
+        this.#schemaEnsured = true;
+      }
       try {
         await write();
       } catch (err) {
         if (!MISSING_TABLE.has((err as { code?: string }).code ?? '')) throw err;
-        this.#logger.info('creating heartbeat table pgreplica.heartbeat');
-        await this.#prober.query(HEARTBEAT_SCHEMA_SQL);
+        this.#logger.info("creating pgreplica's tables (heartbeat, epoch, term)");
+        await this.#prober.query(PGREPLICA_SCHEMA_SQL);
         await write();
       }
       hb.tracker.recordCommit(seq, Date.now());

@@ -35,7 +35,7 @@ describe('RemediationPlanner', () => {
     const dead = round([node('p1', 'primary', 'unhealthy', 'unreachable'), node('r1', 'replica', 'healthy', 'ok')]);
     expect(planner.plan(dead, record, false, noSample, t0 + 500).jobs).toEqual([]);
     const plan = planner.plan(dead, record, false, noSample, t0 + 1_500);
-    expect(plan.jobs).toMatchObject([{ name: 'promote', jobId: 'promote.main.e4', payload: { epoch: 4, failedPrimaryId: 'p1', automatic: true } }]);
+    expect(plan.jobs).toMatchObject([{ name: 'promote', dedupeId: 'promote.main.e4', payload: { epoch: 4, failedPrimaryId: 'p1', automatic: true } }]);
   });
 
   it('announces a suppressed failover once per episode', () => {
@@ -50,7 +50,7 @@ describe('RemediationPlanner', () => {
   it('plans a fence for a writable node that is not the primary of the epoch', () => {
     const planner = new RemediationPlanner(config);
     const plan = planner.plan(round([node('p1', 'primary', 'healthy', 'ok'), node('r1', 'primary', 'unhealthy', 'second-primary')]), record, false, noSample, t0);
-    expect(plan.jobs).toMatchObject([{ name: 'fence', jobId: 'fence.main.e4.r1', payload: { nodeId: 'r1' } }]);
+    expect(plan.jobs).toMatchObject([{ name: 'fence', dedupeId: 'fence.main.e4.r1', payload: { nodeId: 'r1' } }]);
   });
 
   it('plans a slot cleanup for a slot inactive past the grace period', () => {

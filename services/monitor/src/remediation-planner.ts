@@ -7,8 +7,11 @@ import type { Config } from '@pgreplica/runtime';
 export interface PlannedJob<N extends JobName = JobName> {
   name: N;
   payload: JobPayloadMap[N];
-  /** Deterministic id: a duplicate enqueue is a no-op. */
-  jobId: string;
+  /**
+   * Identity of the condition it answers (`promote.<cluster>.e<epoch>`…):
+   * while a job of this id is pending or running, another is not added.
+   */
+  dedupeId: string;
 }
 
 /** What one round calls for. */
@@ -47,12 +50,11 @@ export class RemediationPlanner {
             cluster,
             epoch,
             slotName: slot.slotName,
-            maxRetainedBytes: slots.maxRetainedBytes,
-            inactiveGraceMs: slots.inactiveGraceMs,
+            inactiveSince: new Date(this.#slotWatch.inactiveSince(slot.slotName) ?? nowMs).toISOString(),
             dryRun: false,
             reason: `inactive for ${this.#slotWatch.inactiveForMs(slot.slotName, nowMs)} ms, retaining ${slot.retainedBytes} bytes`,
           },
-          jobId: jobId('slot-cleanup', { cluster, epoch, slotName: slot.slotName }),
+          dedupeId: jobId('slot-cleanup', { cluster, epoch, slotName: slot.slotName }),
         });
       }
     }
@@ -65,7 +67,7 @@ export class RemediationPlanner {
       jobs.push({
         name: 'fence',
         payload: { cluster, epoch, nodeId: node.id, reason: `writable, but the primary of epoch ${epoch} is ${primaryId}` },
-        jobId: jobId('fence', { cluster, epoch, nodeId: node.id }),
+        dedupeId: jobId('fence', { cluster, epoch, nodeId: node.id }),
       });
     }
     const primary = round.nodes.find((n) => n.id === primaryId);
@@ -74,6 +76,7 @@ export class RemediationPlanner {
       {
         otherNodeAddresses: new Set(this.#config.nodes.filter((n) => n.id !== primaryId).map((n) => `${n.host}:${n.port}`)),
         witnessFreshMs: this.#config.failover.witnessFreshMs,
+        silenceMarginMs: this.#config.monitor.probeIntervalMs,
         nowMs,
       },
     );
@@ -94,12 +97,11 @@ export class RemediationPlanner {
         cluster,
         epoch,
         failedPrimaryId: primaryId,
-        maxLagOnFailoverBytes: this.#config.failover.maxLagOnFailoverBytes,
         automatic: true,
         dryRun: false,
         detectedAt: primary?.since ?? new Date(nowMs).toISOString(),
       },
-      jobId: jobId('promote', { cluster, epoch }),
+      dedupeId: jobId('promote', { cluster, epoch }),
     });
     return { jobs, suppressed: null };
   }

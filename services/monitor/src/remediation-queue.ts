@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { REMEDIATION_QUEUE } from '@pgreplica/protocol';
 import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
@@ -5,17 +6,29 @@ import type { Logger } from 'pino';
 import type { MonitorMetrics } from './metrics.js';
 import type { PlannedJob } from './remediation-planner.js';
 
+/** How long after adding a job the same condition may trigger another (a job that ended without fixing it). */
+export const RETRIGGER_AFTER_MS: Record<PlannedJob['name'], number> = {
+  promote: 5_000,
+  fence: 5_000,
+  switchover: 0,
+  repoint: 5_000,
+  'slot-cleanup': 60_000,
+};
+
 /**
- * The monitor's side of the remediation queue: adds planned jobs under
- * their deterministic ids (a duplicate is a no-op) with retries and
- * back-off — every job re-checks its preconditions when it runs and is
- * idempotent, so a retry is safe.
+ * The monitor's side of the remediation queue. Jobs are deduplicated while
+ * pending or running (BullMQ deduplication on the condition's id, shared by
+ * every monitor), not forever: a condition that persists after its job ended
+ * (a promotion aborted because the primary was briefly reachable, a slot kept
+ * inside its grace period) triggers again, at most once per
+ * {@link RETRIGGER_AFTER_MS}. Retries with back-off: every job re-checks its
+ * preconditions when it runs and is idempotent.
  */
 export class RemediationQueue {
   readonly #queue: Queue;
   readonly #logger: Logger;
   readonly #metrics: MonitorMetrics;
-  readonly #enqueued = new Set<string>();
+  readonly #lastAdded = new Map<string, number>();
 
   constructor(connection: Redis | Cluster, prefix: string, logger: Logger, metrics: MonitorMetrics) {
     this.#queue = new Queue(REMEDIATION_QUEUE, { connection, prefix, defaultJobOptions: { removeOnComplete: 1000, removeOnFail: 1000 } });
@@ -24,16 +37,23 @@ export class RemediationQueue {
     this.#metrics = metrics;
   }
 
-  /** Adds a job unless this instance already added it. Never throws: a failure is logged and retried next round. */
-  async enqueue(job: PlannedJob): Promise<void> {
-    if (this.#enqueued.has(job.jobId)) return;
-    this.#enqueued.add(job.jobId);
+  /** Adds a job for a condition, unless one is pending or ran too recently. Never throws: a failure is logged and retried next round. */
+  async enqueue(job: PlannedJob, nowMs: number = Date.now()): Promise<void> {
+    const last = this.#lastAdded.get(job.dedupeId);
+    if (last !== undefined && nowMs - last < RETRIGGER_AFTER_MS[job.name]) return;
+    this.#lastAdded.set(job.dedupeId, nowMs);
+    for (const [id, at] of this.#lastAdded) if (nowMs - at > 10 * 60_000) this.#lastAdded.delete(id);
     try {
-      await this.#queue.add(job.name, job.payload, { jobId: job.jobId, attempts: 5, backoff: { type: 'exponential', delay: 1_000 } });
+      const added = await this.#queue.add(job.name, job.payload, {
+        jobId: `${job.dedupeId}.${randomUUID()}`,
+        deduplication: { id: job.dedupeId },
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 500 },
+      });
       this.#metrics.jobsEnqueued.inc({ job: job.name });
-      this.#logger.info({ job: job.name, jobId: job.jobId }, 'remediation job enqueued');
+      this.#logger.info({ job: job.name, jobId: added.id, dedupeId: job.dedupeId }, 'remediation job enqueued');
     } catch (err) {
-      this.#enqueued.delete(job.jobId);
+      this.#lastAdded.delete(job.dedupeId);
       this.#logger.warn({ err, job: job.name }, 'cannot enqueue remediation job');
     }
   }

@@ -1,5 +1,5 @@
+import { type ProbeConnectionOptions, type NodeSample, NodeProber, type ProbeResult } from '@pgreplica/probe';
 import type { NodeTag } from '@pgreplica/protocol';
-import { type NodeSample, NodeProber, type ProbeResult } from '@pgreplica/probe';
 import { type Config, databaseSsl, probeConnection } from '@pgreplica/runtime';
 import pg from 'pg';
 
@@ -10,7 +10,16 @@ export interface NodeAddress {
   port: number;
   priority: number;
   tags: NodeTag[];
+  /** The physical slot it streams through as a replica. */
+  slotName: string;
 }
+
+/**
+ * Deadline of the worker's run-time checks of the nodes (connect, then the
+ * probe's statements). Short: a hung primary must cost the failover about a
+ * second here, not the monitor's probe deadline.
+ */
+export const DECISION_PROBE_TIMEOUT_MS = 1_000;
 
 /**
  * The worker's own view of the cluster: it re-checks every precondition
@@ -22,7 +31,7 @@ export class ClusterAccess {
 
   constructor(config: Config) {
     this.#config = config;
-    this.nodes = config.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, priority: n.priority, tags: n.tags }));
+    this.nodes = config.nodes.map((n) => ({ id: n.id, host: n.host, port: n.port, priority: n.priority, tags: n.tags, slotName: n.slotName }));
   }
 
   node(id: string): NodeAddress {
@@ -31,14 +40,14 @@ export class ClusterAccess {
     return node;
   }
 
-  #clientConfig(node: NodeAddress): pg.ClientConfig {
+  #clientConfig(node: NodeAddress, database?: string): pg.ClientConfig {
     const db = this.#config.database;
     return {
       host: node.host,
       port: node.port,
       user: db.user,
       password: this.#config.databasePassword,
-      database: db.database,
+      database: database ?? db.database,
       ssl: databaseSsl(this.#config),
       connectionTimeoutMillis: db.connectTimeoutMs,
       statement_timeout: 120_000,
@@ -46,11 +55,17 @@ export class ClusterAccess {
     };
   }
 
-  /** Runs statements on a node over a short-lived connection. */
-  async withClient<T>(nodeId: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client(this.#clientConfig(this.node(nodeId)));
+  /** Opens a connection to a node (to the configured database unless `database`); the caller ends it. */
+  async connect(nodeId: string, database?: string): Promise<pg.Client> {
+    const client = new pg.Client(this.#clientConfig(this.node(nodeId), database));
     client.on('error', () => {});
     await client.connect();
+    return client;
+  }
+
+  /** Runs statements on a node over a short-lived connection. */
+  async withClient<T>(nodeId: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.connect(nodeId);
     try {
       return await fn(client);
     } finally {
@@ -63,9 +78,13 @@ export class ClusterAccess {
     return this.withClient(nodeId, async (c) => (await c.query<R>(sql, params)).rows);
   }
 
-  /** Probes every node now, concurrently, with the monitor's probe code. */
-  async probeAll(): Promise<Map<string, ProbeResult>> {
-    const connection = probeConnection(this.#config, 'pgreplica-worker');
+  /**
+   * Probes every node now, concurrently, with the monitor's probe code.
+   * `fast`: the short deadline of a run-time decision ({@link DECISION_PROBE_TIMEOUT_MS}).
+   */
+  async probeAll(options: { fast?: boolean } = {}): Promise<Map<string, ProbeResult>> {
+    const connection: ProbeConnectionOptions = probeConnection(this.#config, 'pgreplica-worker');
+    if (options.fast) Object.assign(connection, { connectTimeoutMs: DECISION_PROBE_TIMEOUT_MS, statementTimeoutMs: DECISION_PROBE_TIMEOUT_MS });
     const probers = this.nodes.map((n) => new NodeProber(n, connection));
     try {
       const results = await Promise.all(probers.map((p) => p.probe()));

@@ -1,4 +1,4 @@
-import type { AuthorityStore, ChangeLock, PromotionLedger } from '@pgreplica/bus';
+import type { AuthorityStore, ChangeLock, RemediationLedger } from '@pgreplica/bus';
 import type { BusEventPayload, BusEventType } from '@pgreplica/protocol';
 import type { Config } from '@pgreplica/runtime';
 import type { Logger } from 'pino';
@@ -13,7 +13,7 @@ export interface JobContext {
   /** The cluster's change lock (one change of primary at a time). */
   changeLock: ChangeLock;
   /** Promotion progress and the last automatic failover. */
-  ledger: PromotionLedger;
+  ledger: RemediationLedger;
   logger: Logger;
   /** Aborted when the worker shuts down: checked before every destructive step. */
   signal: AbortSignal | undefined;

@@ -1,15 +1,16 @@
-import type { ProbeResult } from '@pgreplica/probe';
+import type { HeldLock, PromotionProgress } from '@pgreplica/bus';
+import { EPOCH_WRITE_QUERY, PGREPLICA_SCHEMA_SQL, type ProbeResult } from '@pgreplica/probe';
 import type { PrimaryRecord } from '@pgreplica/protocol';
+import { UnrecoverableError } from 'bullmq';
 import { sampleOf } from './cluster-access.js';
 import type { JobContext } from './context.js';
 import { repoint, type RepointOutcome } from './repoint.js';
 
-export { ensureSlot } from './repoint.js';
-
 /**
- * The steps a failover and a switchover share: promote a replica, move the
- * primary record to it, repoint the rest, fence by configuration. Each one
- * records what it changed in `ctx.changed`.
+ * The steps a failover and a switchover share: promote the recorded
+ * candidate, record the new epoch in its database, announce it on the bus
+ * (fenced by the change lock), repoint the rest. Each one records what it
+ * changed in `ctx.changed`.
  */
 
 /** `pg_promote(true, 60)` on a replica, then checks it left recovery. */
@@ -22,28 +23,100 @@ export async function promoteNode(ctx: JobContext, nodeId: string): Promise<void
 }
 
 /**
- * Moves the primary record from `record` to `newPrimaryId` with an epoch
- * bump (compare-and-set: one change per epoch) and publishes
- * primary.changed. Null when the epoch moved on meanwhile.
+ * Writes the epoch record into the new primary's own database (before the
+ * bus hears of it): a deposed primary keeps a lower epoch, so routers and
+ * monitors can tell them apart even when Redis forgets. Idempotent; refuses
+ * when that epoch is already recorded for another node.
  */
-export async function recordNewPrimary(
+export async function recordEpochInDatabase(ctx: JobContext, record: PrimaryRecord): Promise<void> {
+  await ctx.cluster.withClient(record.primaryId, async (client) => {
+    await client.query(PGREPLICA_SCHEMA_SQL);
+    const params = [record.epoch, record.primaryId, record.systemIdentifier, record.cause, record.previousPrimaryId ?? null, record.at, null];
+    const { rows } = await client.query<{ primary_id: string }>(EPOCH_WRITE_QUERY, params);
+    const stored = rows[0]?.primary_id;
+    if (stored !== record.primaryId) throw new UnrecoverableError(`epoch ${record.epoch} is already recorded for ${stored} in ${record.primaryId}'s database`);
+  });
+  ctx.changed.push(`recorded epoch ${record.epoch} (primary ${record.primaryId}) in ${record.primaryId}'s database`);
+}
+
+/** What {@link completePromotion} needs: the epoch being ended and the promotion's recorded progress. */
+export interface PromotionPlan {
+  /** The authority of the epoch being ended. */
+  from: PrimaryRecord;
+  candidateId: string;
+  cause: Exclude<PrimaryRecord['cause'], 'bootstrap'>;
+  lock: HeldLock;
+}
+
+/**
+ * From "candidate recorded" to "new epoch announced", each step idempotent so
+ * a re-delivered job resumes wherever the last run stopped: promote the
+ * candidate if it is still in recovery (only the recorded candidate, never
+ * another), record the new epoch in its database, announce it on the bus
+ * while still holding the change lock, publish `primary.changed`. Returns the
+ * new record, or null when another run already announced this epoch for
+ * another node.
+ * @throws when the lock was lost (a newer holder finishes the job)
+ */
+export async function completePromotion(
   ctx: JobContext,
-  record: PrimaryRecord,
-  newPrimaryId: string,
-  cause: 'failover' | 'switchover' | 'manual',
-): Promise<PrimaryRecord | null> {
-  const [identity] = await ctx.cluster.query<{ sysid: string }>(newPrimaryId, 'SELECT system_identifier::text AS sysid FROM pg_control_system()');
-  const next = await ctx.authority.bumpEpoch(record.epoch, {
-    primaryId: newPrimaryId,
-    systemIdentifier: identity?.sysid ?? record.systemIdentifier,
+  plan: PromotionPlan,
+  progress: PromotionProgress,
+): Promise<{ record: PrimaryRecord; startLsn: string | null; promoteMs: number; publishMs: number } | null> {
+  const started = Date.now();
+  const { from, candidateId, cause, lock } = plan;
+  const [state] = await ctx.cluster.query<{ recovery: boolean; sysid: string; lsn: string | null }>(
+    candidateId,
+    'SELECT pg_is_in_recovery() AS recovery, (SELECT system_identifier::text FROM pg_control_system()) AS sysid, pg_last_wal_replay_lsn()::text AS lsn',
+  );
+  if (!state) throw new Error(`cannot read the state of ${candidateId}`);
+  let startLsn = progress.startLsn;
+  if (state.recovery) {
+    startLsn = state.lsn ?? undefined;
+    await promoteNode(ctx, candidateId);
+  }
+  await clearDemotionSettings(ctx, candidateId);
+  const promoteMs = Date.now() - started;
+  const next: PrimaryRecord = {
+    epoch: from.epoch + 1,
+    primaryId: candidateId,
+    systemIdentifier: state.sysid,
     at: new Date().toISOString(),
     cause,
-    previousPrimaryId: record.primaryId,
+    previousPrimaryId: from.primaryId,
+  };
+  await ctx.ledger.setProgress(from.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) });
+  await recordEpochInDatabase(ctx, next);
+  const outcome = await ctx.authority.announce(next, lock.value);
+  if (outcome === 'lost-lock') throw new Error('lost the change lock before announcing the new epoch; the job that holds it now finishes');
+  if (outcome === 'epoch-moved') {
+    // A monitor may have restored the bus from the database first: same epoch, same node, fine.
+    const now = await ctx.authority.primaryRecord();
+    if (now?.epoch !== next.epoch || now.primaryId !== candidateId) return null;
+  } else {
+    ctx.changed.push(`primary record: epoch ${next.epoch}, primary ${candidateId}`);
+  }
+  await ctx.publish('primary.changed', { fromId: from.primaryId, toId: candidateId, cause }, next.epoch);
+  return { record: next, startLsn: startLsn ?? null, promoteMs, publishMs: Date.now() - started - promoteMs };
+}
+
+/**
+ * A new primary must take writes: settings a switchover or a soft fence may
+ * have left in its postgresql.auto.conf while it was a primary before
+ * (`default_transaction_read_only`, `synchronous_standby_names` naming a
+ * standby that is gone) are reset. Idempotent.
+ */
+export async function clearDemotionSettings(ctx: JobContext, nodeId: string): Promise<void> {
+  await ctx.cluster.withClient(nodeId, async (client) => {
+    const { rows } = await client.query<{ ro: string; sync: string }>(
+      "SELECT current_setting('default_transaction_read_only') AS ro, current_setting('synchronous_standby_names') AS sync",
+    );
+    if (rows[0]?.ro === 'off' && rows[0]?.sync === '') return;
+    await client.query('ALTER SYSTEM RESET default_transaction_read_only');
+    await client.query('ALTER SYSTEM RESET synchronous_standby_names');
+    await client.query('SELECT pg_reload_conf()');
+    ctx.changed.push(`reset default_transaction_read_only and synchronous_standby_names on ${nodeId}`);
   });
-  if (!next) return null;
-  ctx.changed.push(`primary record: epoch ${next.epoch}, primary ${newPrimaryId}`);
-  await ctx.publish('primary.changed', { fromId: record.primaryId, toId: newPrimaryId, cause }, next.epoch);
-  return next;
 }
 
 /** Repoints every replica that answered `probes` (but the new and the old primary) to `newPrimaryId`. */
@@ -55,13 +128,4 @@ export async function repointReplicas(ctx: JobContext, probes: ReadonlyMap<strin
     outcomes.push(await repoint(node, newPrimary, ctx).catch((err: unknown) => ({ nodeId: node.id, streaming: false, detail: (err as Error).message })));
   }
   return outcomes;
-}
-
-/** Makes new transactions on a node read-only by default (or not), through ALTER SYSTEM and a reload. */
-export async function setReadOnly(ctx: JobContext, nodeId: string, on: boolean): Promise<void> {
-  await ctx.cluster.withClient(nodeId, async (client) => {
-    await client.query(on ? 'ALTER SYSTEM SET default_transaction_read_only = on' : 'ALTER SYSTEM RESET default_transaction_read_only');
-    await client.query('SELECT pg_reload_conf()');
-  });
-  ctx.changed.push(on ? `made ${nodeId} read-only (default_transaction_read_only)` : `made ${nodeId} writable again`);
 }

@@ -1,4 +1,4 @@
-import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, PromotionLedger } from '@pgreplica/bus';
+import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, RemediationLedger } from '@pgreplica/bus';
 import { busKeys, type BusKeys, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
 import { closeServer, type Config, type HttpServer, createServiceApp, listen, runShutdownSteps } from '@pgreplica/runtime';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
@@ -37,7 +37,7 @@ export class RemediationWorker {
   #publisher: BusPublisher | undefined;
   #authority: AuthorityStore | undefined;
   #changeLock: ChangeLock | undefined;
-  #ledger: PromotionLedger | undefined;
+  #ledger: RemediationLedger | undefined;
   #cluster: ClusterAccess;
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -80,7 +80,7 @@ export class RemediationWorker {
     });
     this.#authority = new AuthorityStore(this.#redis, this.keys);
     this.#changeLock = new ChangeLock(this.#redis, this.keys);
-    this.#ledger = new PromotionLedger(this.#redis, this.keys);
+    this.#ledger = new RemediationLedger(this.#redis, this.keys);
 
     const app = createServiceApp({
       health: () => ({ ok: this.#status === 'running' && this.#worker?.isRunning() === true, status: this.#status }),
@@ -98,8 +98,10 @@ export class RemediationWorker {
       concurrency: 1,
       stalledInterval: this.config.worker.stalledIntervalMs,
       lockDuration: this.config.worker.lockDurationMs,
-      // A re-delivered job re-checks everything and resumes; more than one re-delivery means trouble.
-      maxStalledCount: 1,
+      // A re-delivered job re-checks everything and resumes from its recorded
+      // progress (the change lock and the epoch bump are fenced), so a job whose
+      // worker died or stalled may be taken over several times.
+      maxStalledCount: 5,
       autorun: true,
     });
     this.#worker.on('error', (err) => this.#logger.warn({ err }, 'worker error'));
@@ -108,9 +110,10 @@ export class RemediationWorker {
   }
 
   async #process(job: Job, signal: AbortSignal | undefined): Promise<unknown> {
+    // Own properties only: a job named "constructor" or "__proto__" is unknown, not Object's.
+    if (!Object.hasOwn(JOB_SCHEMAS, job.name)) throw new UnrecoverableError(`unknown job "${job.name}"`);
     const name = job.name as JobName;
     const schema = JOB_SCHEMAS[name];
-    if (!schema) throw new UnrecoverableError(`unknown job "${job.name}"`);
     const parsed = schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
     if (parsed.data.cluster !== this.config.cluster) throw new UnrecoverableError(`job for cluster ${parsed.data.cluster}, this worker serves ${this.config.cluster}`);
@@ -141,13 +144,13 @@ export class RemediationWorker {
           result = await slotCleanup(JOB_SCHEMAS['slot-cleanup'].parse(job.data), ctx);
           break;
         case 'promote':
-          result = await promote(JOB_SCHEMAS.promote.parse(job.data), ctx);
+          result = await promote(JOB_SCHEMAS.promote.parse(job.data), ctx, String(job.id));
           break;
         case 'switchover':
-          result = await switchover(JOB_SCHEMAS.switchover.parse(job.data), ctx);
+          result = await switchover(JOB_SCHEMAS.switchover.parse(job.data), ctx, String(job.id));
           break;
         case 'fence':
-          result = await fence(JOB_SCHEMAS.fence.parse(job.data), ctx);
+          result = await fence(JOB_SCHEMAS.fence.parse(job.data), ctx, String(job.id));
           break;
         case 'repoint': {
           const data = JOB_SCHEMAS.repoint.parse(job.data);
@@ -179,6 +182,9 @@ export class RemediationWorker {
       this.#status = 'stopping';
       await runShutdownSteps(
         [
+          // BullMQ's close() waits for the running job but does not abort it:
+          // cancel it so it stops at its next safe point (before a destructive step).
+          ['cancel', async () => this.#worker?.cancelAllJobs('worker shutting down')],
           ['worker', async () => this.#worker?.close()],
           ['http', () => closeServer(this.#server)],
           ['redis', () => closeRedis(this.#redis, this.#bullRedis)],

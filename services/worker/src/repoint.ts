@@ -33,21 +33,21 @@ function conninfo(primary: NodeAddress, replicaId: string, ctx: JobContext): str
  */
 export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: JobContext): Promise<RepointOutcome> {
   checkAbort(ctx, `repointing ${replica.id}`);
-  await ensureSlot(ctx, primary.id, replica.id);
+  await ensureSlot(ctx, primary.id, replica.slotName);
   await ctx.cluster.withClient(replica.id, async (client) => {
     const info = conninfo(primary, replica.id, ctx);
     await client.query(`ALTER SYSTEM SET primary_conninfo = ${pg.escapeLiteral(info)}`);
-    await client.query(`ALTER SYSTEM SET primary_slot_name = ${pg.escapeLiteral(replica.id)}`);
+    await client.query(`ALTER SYSTEM SET primary_slot_name = ${pg.escapeLiteral(replica.slotName)}`);
     await client.query('SELECT pg_reload_conf()');
   });
-  ctx.changed.push(`repointed ${replica.id} to ${primary.id} (primary_conninfo, slot ${replica.id})`);
+  ctx.changed.push(`repointed ${replica.id} to ${primary.id} (primary_conninfo, slot ${replica.slotName})`);
   const streaming = await waitUntil(
     async () =>
       (
         await ctx.cluster.query<{ n: number }>(
           primary.id,
           "SELECT count(*)::int AS n FROM pg_stat_replication r JOIN pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1 AND r.state = 'streaming'",
-          [replica.id],
+          [replica.slotName],
         )
       )[0]!.n > 0,
     ctx.config.worker.repointTimeoutMs,

@@ -1,48 +1,51 @@
 import { decideFence } from '@pgreplica/decisions';
 import type { FenceJob } from '@pgreplica/protocol';
+import { currentAuthority } from '../authority.js';
 import { sampleOf } from '../cluster-access.js';
 import { checkAbort, type JobContext } from '../context.js';
-import { nodeEnv, runHook } from '../hooks.js';
-import { setReadOnly } from '../primary-change.js';
+import { fenceNode } from '../fencing.js';
+import { CHANGE_LOCK_TTL_MS } from './promote.js';
 
 /** What a fence job did. */
 export interface FenceResult {
   nodeId: string;
-  outcome: 'fenced-by-hook' | 'fenced-softly' | 'not-needed';
+  outcome: 'fenced-by-hook' | 'fenced' | 'not-needed';
   detail: string;
 }
 
 /**
  * Fences a writable node that is not the primary of the epoch (a returning
- * old primary, a replica promoted by hand): the fence hook when configured,
- * else softly — `default_transaction_read_only = on` and its client sessions
- * terminated. Routers refuse it anyway (epoch and client-side fencing); this
- * stops clients that do not use the router. An operator rejoins it.
+ * old primary, a replica promoted by hand) so that it accepts no write from
+ * any client until it rejoins as a replica: the fence hook when configured,
+ * else its databases closed to connections and its sessions terminated.
+ * Runs under the change lock, only for its own epoch, and never against the
+ * candidate of a promotion in progress or a node whose own database records
+ * a newer epoch.
  */
-export async function fence(job: FenceJob, ctx: JobContext): Promise<FenceResult> {
-  const record = await ctx.authority.primaryRecord();
-  const probe = sampleOf((await ctx.cluster.probeAll()).get(job.nodeId));
-  const verdict = decideFence({ nodeId: job.nodeId, record, probe });
-  if (!verdict.fence) return { nodeId: job.nodeId, outcome: 'not-needed', detail: verdict.reason };
-  checkAbort(ctx, `fencing ${job.nodeId}`);
-  const hook = ctx.config.worker.hooks.fence;
-  if (hook) {
-    const node = ctx.cluster.node(job.nodeId);
-    const run = await runHook(hook, nodeEnv('NODE', node), ctx.config.worker.hooks.timeoutMs);
-    if (run.exitCode !== 0) throw new Error(`fence hook failed for ${job.nodeId} (exit ${run.exitCode}${run.timedOut ? ', timed out' : ''}): ${run.output.trim().slice(-500)}`);
-    ctx.changed.push(`ran the fence hook for ${job.nodeId}`);
-    ctx.logger.warn({ nodeId: job.nodeId }, 'stale primary fenced by the hook');
-    return { nodeId: job.nodeId, outcome: 'fenced-by-hook', detail: run.output.trim().slice(-500) };
+export async function fence(job: FenceJob, ctx: JobContext, jobId: string): Promise<FenceResult> {
+  const lock = await ctx.changeLock.acquire(jobId, CHANGE_LOCK_TTL_MS);
+  if (!lock) throw new Error('the cluster change lock is held by another job');
+  try {
+    const probes = await ctx.cluster.probeAll({ fast: true });
+    const record = await currentAuthority(ctx, probes);
+    const probe = sampleOf(probes.get(job.nodeId));
+    const progress = await ctx.ledger.progress(record.epoch);
+    const verdict = decideFence({
+      nodeId: job.nodeId,
+      jobEpoch: job.epoch,
+      record,
+      probe: probe ? { inRecovery: probe.inRecovery, epoch: probe.epoch?.epoch ?? null } : null,
+      candidateId: progress?.candidateId ?? null,
+    });
+    if (!verdict.fence) return { nodeId: job.nodeId, outcome: 'not-needed', detail: verdict.reason };
+    checkAbort(ctx, `fencing ${job.nodeId}`);
+    if (!(await lock.extend())) throw new Error('lost the change lock before fencing');
+    const done = await fenceNode(ctx, job.nodeId);
+    ctx.logger.warn({ nodeId: job.nodeId, ...done }, 'fenced a writable node that is not the primary of the epoch; rejoin it as a replica');
+    return done.kind === 'hook'
+      ? { nodeId: job.nodeId, outcome: 'fenced-by-hook', detail: 'the fence hook ran' }
+      : { nodeId: job.nodeId, outcome: 'fenced', detail: `databases ${done.databases.join(', ')} refuse connections; ${done.terminated} session(s) terminated` };
+  } finally {
+    await lock.release().catch(() => {});
   }
-  await setReadOnly(ctx, job.nodeId, true);
-  const terminated = await ctx.cluster.withClient(job.nodeId, async (client) => {
-    const { rows } = await client.query<{ n: number }>(
-      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND usename IS NOT NULL`,
-    );
-    return rows[0]?.n ?? 0;
-  });
-  ctx.changed.push(`terminated ${terminated} client session(s) on ${job.nodeId}`);
-  ctx.logger.warn({ nodeId: job.nodeId, terminated }, 'stale primary fenced softly (read-only default, sessions terminated); rejoin it as a replica');
-  return { nodeId: job.nodeId, outcome: 'fenced-softly', detail: `read-only by default, ${terminated} session(s) terminated` };
 }
