@@ -27,7 +27,10 @@ export async function closedLoop(loops: number, seconds: number, op: (i: number)
   await Promise.all(
     Array.from({ length: loops }, async (_, l) => {
       let i = l;
-      while (performance.now() < warmUntil) await op((i += loops));
+      while (performance.now() < warmUntil) {
+        await op(i);
+        i += loops;
+      }
     }),
   );
   const latencies: number[] = [];
@@ -40,8 +43,9 @@ export async function closedLoop(loops: number, seconds: number, op: (i: number)
       let i = l;
       while (performance.now() < until) {
         const t = performance.now();
-        await op((i += loops));
+        await op(i);
         latencies.push(performance.now() - t);
+        i += loops;
         count++;
       }
     }),
