@@ -20,6 +20,7 @@ export type ClassifierReason =
   | 'multiple-statements'
   | 'explain-analyze'
   | 'unterminated'
+  | 'unicode-identifier'
   | 'empty';
 
 /** Where a statement may run. */
@@ -34,8 +35,11 @@ type Token = { kind: 'word'; value: string } | { kind: 'quoted' } | { kind: 'pun
 
 interface Lexed {
   tokens: Token[];
+  /** Routing hints: `primary` from any comment, `replica` only from a comment before the statement's first token. */
   hints: string[];
   unterminated: boolean;
+  /** A `U&"…"` identifier: its escapes can spell any name (`U&"pg_advisory\006Cock"`), so the lexer cannot know what it calls. */
+  unicodeIdentifier: boolean;
 }
 
 const HINT = /pgreplica:(primary|replica)\b/;
@@ -62,10 +66,31 @@ function closingQuote(sql: string, from: number, quote: "'" | '"', escapes: bool
   return -1;
 }
 
+/**
+ * The hint a comment carries, if any: `primary` wherever it is (the primary
+ * is always safe), `replica` only before the statement's first token (a hint
+ * at the end could be part of text the app pasted in: `DELETE FROM t /*
+ * pgreplica:replica *\/` must not reach a replica).
+ */
+function noteHint(comment: string, leading: boolean, hints: string[]): void {
+  const hint = HINT.exec(comment);
+  if (hint && (hint[1] === 'primary' || leading)) hints.push(hint[1]!);
+}
+
+/** End of a `--` comment starting at `from`: PostgreSQL ends it at a newline or a carriage return. */
+function lineCommentEnd(sql: string, from: number): number {
+  for (let j = from; j < sql.length; j++) {
+    const d = sql[j];
+    if (d === '\n' || d === '\r') return j;
+  }
+  return sql.length;
+}
+
 /** Splits SQL into tokens, dropping what cannot carry a keyword (literals, comments). */
 export function lex(sql: string): Lexed {
   const tokens: Token[] = [];
   const hints: string[] = [];
+  let unicodeIdentifier = false;
   let i = 0;
   const n = sql.length;
   while (i < n) {
@@ -73,11 +98,9 @@ export function lex(sql: string): Lexed {
     if (c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\f') {
       i++;
     } else if (c === '-' && sql[i + 1] === '-') {
-      const end = sql.indexOf('\n', i);
-      const text = sql.slice(i, end === -1 ? n : end);
-      const hint = HINT.exec(text);
-      if (hint) hints.push(hint[1]!);
-      i = end === -1 ? n : end + 1;
+      const end = lineCommentEnd(sql, i + 2);
+      noteHint(sql.slice(i, end), tokens.length === 0, hints);
+      i = end;
     } else if (c === '/' && sql[i + 1] === '*') {
       // Block comments nest in PostgreSQL.
       let depth = 1;
@@ -91,19 +114,18 @@ export function lex(sql: string): Lexed {
           j += 2;
         } else j++;
       }
-      if (depth > 0) return { tokens, hints, unterminated: true };
-      const hint = HINT.exec(sql.slice(i, j));
-      if (hint) hints.push(hint[1]!);
+      if (depth > 0) return { tokens, hints, unterminated: true, unicodeIdentifier };
+      noteHint(sql.slice(i, j), tokens.length === 0, hints);
       i = j;
     } else if (c === "'" || ((c === 'E' || c === 'e') && sql[i + 1] === "'")) {
       const escapes = c !== "'";
       const end = closingQuote(sql, escapes ? i + 2 : i + 1, "'", escapes);
-      if (end === -1) return { tokens, hints, unterminated: true };
+      if (end === -1) return { tokens, hints, unterminated: true, unicodeIdentifier };
       tokens.push({ kind: 'quoted' });
       i = end;
     } else if (c === '"') {
       const end = closingQuote(sql, i + 1, '"', false);
-      if (end === -1) return { tokens, hints, unterminated: true };
+      if (end === -1) return { tokens, hints, unterminated: true, unicodeIdentifier };
       // A quoted identifier is a name, never a keyword; as a function name it still matters.
       tokens.push({ kind: 'word', value: `"${sql.slice(i + 1, end - 1).replaceAll('""', '"')}` });
       i = end;
@@ -112,7 +134,7 @@ export function lex(sql: string): Lexed {
       const tag = DOLLAR_TAG.exec(sql);
       if (tag) {
         const end = sql.indexOf(tag[0], i + tag[0].length);
-        if (end === -1) return { tokens, hints, unterminated: true };
+        if (end === -1) return { tokens, hints, unterminated: true, unicodeIdentifier };
         tokens.push({ kind: 'quoted' });
         i = end + tag[0].length;
       } else {
@@ -125,6 +147,12 @@ export function lex(sql: string): Lexed {
     } else if (WORD_START.test(c)) {
       let j = i + 1;
       while (j < n && WORD_PART.test(sql[j]!)) j++;
+      // U&"…": a quoted identifier whose escapes can spell any name.
+      if (j === i + 1 && (c === 'U' || c === 'u') && sql[j] === '&' && sql[j + 1] === '"') {
+        unicodeIdentifier = true;
+        i = j + 1;
+        continue;
+      }
       // U&'…' and B'…'/X'…' literals: the prefix is not a word.
       if (sql[j] === "'" || (sql[j] === '&' && sql[j + 1] === "'")) {
         i = sql[j] === '&' ? j + 1 : j;
@@ -145,7 +173,7 @@ export function lex(sql: string): Lexed {
       i++;
     }
   }
-  return { tokens, hints, unterminated: false };
+  return { tokens, hints, unterminated: false, unicodeIdentifier };
 }
 
 /** Statements that may run on a replica when nothing else in them says otherwise. */
@@ -199,10 +227,11 @@ export interface ClassifyOptions {
 
 /** Classifies one SQL text. Pure; see {@link ClassifierCache} for the cached version. */
 export function classify(sql: string, options: ClassifyOptions = {}): Classification {
-  const { tokens, hints, unterminated } = lex(sql);
+  const { tokens, hints, unterminated, unicodeIdentifier } = lex(sql);
   if (hints.includes('primary')) return { target: 'primary', reason: 'hint-primary' };
   if (hints.includes('replica')) return { target: 'replica', reason: 'hint-replica' };
   if (unterminated) return { target: 'primary', reason: 'unterminated' };
+  if (unicodeIdentifier) return { target: 'primary', reason: 'unicode-identifier' };
 
   // Trailing semicolons are fine; anything after one is a second statement.
   let end = tokens.length;

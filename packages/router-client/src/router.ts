@@ -20,6 +20,8 @@ import { Transactions } from './transactions.js';
 import { WritePath } from './write-path.js';
 
 const NOOP_LOGGER: RouterLogger = { debug() {}, info() {}, warn() {}, error() {} };
+/** The options of a call that passes none (shared: no allocation per call). */
+const NO_OPTIONS: QueryOptions = Object.freeze({});
 
 /**
  * Routes queries locally by the latest topology: reads to the best replica
@@ -77,6 +79,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     });
     view = new TopologyView(options, staleAfterMs, log, this.metrics, {
       onTopology: (topology) => {
+        this.#reads?.topologyChanged();
         this.#pools.retain(new Set(topology.nodes.map((n) => n.id)));
         this.emit('topology', topology);
       },
@@ -99,8 +102,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
       fallbackBudget,
       fallbackBudgetWaitMs: budget.waitMs,
     };
-    this.#reads = new ReadPath(parts);
     this.#writes = new WritePath(parts);
+    this.#reads = new ReadPath(parts, this.#writes);
     this.#transactions = new Transactions(parts, this.#reads, this.#writes);
   }
 
@@ -124,11 +127,20 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    * primary. With `routing: 'explicit'` it uses the primary unless the call
    * passes `target`.
    */
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = {}): Promise<pg.QueryResult<R>> {
-    this.#view.assertOpen('query()');
-    const decision = this.#classifyTarget(sql, options);
-    if (decision.target === 'replica') return this.#reads.read<R>(sql, params, options);
-    const { result, token } = await this.#writes.write<R>(sql, params, this.#token.enabled, decision.reason);
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
+    try {
+      this.#view.assertOpen('query()');
+      // The per-read path: no decision object, just the target.
+      const target = options.target ?? ((this.#options.routing ?? 'classify') === 'explicit' ? 'primary' : this.#classifier.classify(sql).target);
+      if (target === 'replica') return this.#reads.read<R>(sql, params, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queryOnPrimary<R>(sql, params, options.target === 'primary' || (this.#options.routing ?? 'classify') === 'explicit' ? 'primary:explicit' : 'primary:classified-write');
+  }
+
+  async #queryOnPrimary<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, reason: RouteReason): Promise<pg.QueryResult<R>> {
+    const { result, token } = await this.#writes.write<R>(sql, params, this.#token.enabled, reason);
     this.#token.note(token);
     return result;
   }
@@ -146,7 +158,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   }
 
   /** Runs a read on the best qualifying replica (the primary when none qualifies). */
-  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: ReadOptions = {}): Promise<pg.QueryResult<R>> {
+  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: ReadOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
     return this.#reads.read<R>(sql, params, options);
   }
 
