@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { type Classification, ClassifierCache } from './classifier.js';
 import { RouterError } from './errors.js';
 import { Executor } from './executor.js';
+import { FunctionCatalog } from './function-catalog.js';
 import { RouterMetrics } from './metrics.js';
 import { DEFAULT_ROUTER_OPTIONS, MIN_STALE_AFTER_MS, type RouterLogger, type RouterOptions } from './options.js';
 import { PoolSet } from './pool-set.js';
@@ -44,6 +45,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   readonly #reads: ReadPath;
   readonly #writes: WritePath;
   readonly #transactions: Transactions;
+  readonly #catalog: FunctionCatalog | null;
   #closing: Promise<void> | undefined;
 
   constructor(options: RouterOptions) {
@@ -63,7 +65,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     this.#options = options;
     this.cluster = options.cluster;
     const log = options.logger ?? NOOP_LOGGER;
-    this.#classifier = new ClassifierCache(undefined, { primaryFunctions: new Set(options.primaryFunctions ?? []) });
+    const primaryFunctions = options.primaryFunctions ?? [];
+    this.#classifier = new ClassifierCache(undefined, { primaryFunctions: new Set(primaryFunctions) });
     const fallbackBudget = new TokenBucket(budget.ratePerSec, budget.burst);
     // The gauges may be collected before the view exists, or after seeding it
     // threw (the registry may be the app's): then there is no topology.
@@ -101,7 +104,15 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
       maxWritePauseMs,
       fallbackBudget,
       fallbackBudgetWaitMs: budget.waitMs,
+      onReadOnlyRefusal: () => this.#catalog?.refreshSoon(),
     };
+    const classifying = (options.routing ?? DEFAULT_ROUTER_OPTIONS.routing) === 'classify';
+    this.#catalog =
+      classifying && (options.functionCatalog ?? DEFAULT_ROUTER_OPTIONS.functionCatalog)
+        ? new FunctionCatalog({ primary: () => this.#view.store.primary(), pool: (node) => this.#pools.pool(node) }, log, (names) =>
+            this.#classifier.setOptions({ primaryFunctions: new Set([...primaryFunctions, ...names]) }),
+          )
+        : null;
     this.#writes = new WritePath(parts);
     this.#reads = new ReadPath(parts, this.#writes);
     this.#transactions = new Transactions(parts, this.#reads, this.#writes);
@@ -112,8 +123,10 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    * or a reload). After `readyTimeoutMs` it resolves if there is a topology
    * at all (unprobed seed nodes count), else rejects.
    */
-  ready(): Promise<void> {
-    return this.#view.ready();
+  async ready(): Promise<void> {
+    await this.#view.ready();
+    // The classifier's catalog of user functions that may write: one attempt, retried in the background.
+    await this.#catalog?.load();
   }
 
   #target(node: Pick<NodeState, 'host' | 'port'>): string {
@@ -256,6 +269,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#catalog?.close();
       await this.#view.close();
       await this.#pools.close();
     })();
