@@ -102,7 +102,12 @@ describe('FunctionCatalog', () => {
 
   it("hands the primary's volatile user functions to the classifier; stable and immutable ones stay reads", async () => {
     const queries: string[] = [];
-    const pool = { query: async (sql: string) => (queries.push(sql), { rows: [{ name: 'create_order' }, { name: 'Audit' }] }) };
+    const pool = {
+      query: async (sql: string) => {
+        queries.push(sql);
+        return { rows: [{ name: 'create_order' }, { name: 'Audit' }] };
+      },
+    };
     const cache = new ClassifierCache();
     const catalog = new FunctionCatalog({ primary: () => primary, pool: () => pool as never }, silent, (names) => cache.setOptions({ primaryFunctions: names }));
     try {

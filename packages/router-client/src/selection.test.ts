@@ -102,7 +102,11 @@ describe('rankReplicas', () => {
 describe('ReplicaSelector', () => {
   const statsMap = () => {
     const map = new Map<string, NodeStats>();
-    return { map, statsOf: (id: string) => map.get(id) ?? (map.set(id, new NodeStats()), map.get(id)!) };
+    const statsOf = (id: string) => {
+      if (!map.has(id)) map.set(id, new NodeStats());
+      return map.get(id)!;
+    };
+    return { map, statsOf };
   };
 
   function picks(selector: ReplicaSelector, nodes: NodeState[], runs = 4_000, maxLagMs = 30_000): Record<string, number> {
