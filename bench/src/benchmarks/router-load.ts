@@ -56,6 +56,28 @@ export async function closedLoop(loops: number, seconds: number, op: (i: number)
 }
 
 /**
+ * Runs every case `runs` times, interleaved run by run and in a rotating
+ * order (no case always first, or always right after another), logging each
+ * run's q/s and CPU per query; returns each case's samples.
+ */
+export async function interleave<K extends string>(
+  cases: Record<K, (i: number) => Promise<unknown>>,
+  options: { runs: number; loops: number; seconds: number; label: string; log: (message: string) => void },
+): Promise<Record<K, LoadSample[]>> {
+  const order = Object.keys(cases) as K[];
+  const samples = Object.fromEntries(order.map((name) => [name, [] as LoadSample[]])) as Record<K, LoadSample[]>;
+  for (let run = 0; run < options.runs; run++) {
+    for (let k = 0; k < order.length; k++) {
+      const name = order[(k + run) % order.length]!;
+      samples[name].push(await closedLoop(options.loops, options.seconds, cases[name]));
+    }
+    const figures = order.map((name) => `${name} ${samples[name].at(-1)!.qps.toFixed(0)} q/s ${samples[name].at(-1)!.cpuUsPerQuery.toFixed(1)} µs`);
+    options.log(`${options.label}, ${options.loops} loops, run ${run + 1}/${options.runs}: ${figures.join('; ')}`);
+  }
+  return samples;
+}
+
+/**
  * A monitor in its own process (so its CPU is not the client's), with the
  * documented defaults of deploy/monitor/monitor.example.yaml: probe every
  * 1000 ms, a snapshot at least every 5000 ms.

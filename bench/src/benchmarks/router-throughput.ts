@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { summarize } from '../stats.js';
 import type { Benchmark, Figure } from '../types.js';
-import { closedLoop, type LoadSample, servedBy, startRouterBench } from './router-load.js';
+import { interleave, type LoadSample, servedBy, startRouterBench } from './router-load.js';
 
 const ACCOUNTS = 100_000;
 
@@ -58,20 +58,7 @@ export const routerReads: Benchmark = {
             read: (i: number) => db.read(statement.sql, statement.params(i)),
             query: (i: number) => db.query(statement.sql, statement.params(i)),
           };
-          const samples: Record<keyof typeof cases, LoadSample[]> = { bare: [], read: [], query: [] };
-          const order = Object.keys(cases) as (keyof typeof cases)[];
-          for (let run = 0; run < ctx.runs; run++) {
-            // Rotate the order so no case always runs first (or right after another).
-            for (let k = 0; k < order.length; k++) {
-              const name = order[(k + run) % order.length]!;
-              samples[name].push(await closedLoop(loops, seconds, cases[name]));
-            }
-            const q = (n: keyof typeof cases) => samples[n].at(-1)!;
-            ctx.log(
-              `${statement.name}, ${loops} loops, run ${run + 1}/${ctx.runs}: bare ${q('bare').qps.toFixed(0)} q/s ${q('bare').cpuUsPerQuery.toFixed(1)} µs; ` +
-                `read ${q('read').qps.toFixed(0)} q/s ${q('read').cpuUsPerQuery.toFixed(1)} µs; query ${q('query').qps.toFixed(0)} q/s ${q('query').cpuUsPerQuery.toFixed(1)} µs`,
-            );
-          }
+          const samples = await interleave(cases, { runs: ctx.runs, loops, seconds, label: statement.name, log: ctx.log });
           const base = { label: `bare pg.Pool, ${statement.name}, ${loops} loops`, samples: samples.bare };
           out.push(...figures(base.label, samples.bare, null));
           out.push(...figures(`router.read(), ${statement.name}, ${loops} loops`, samples.read, base));
@@ -112,18 +99,7 @@ export const routerWrites: Benchmark = {
           bare: (i: number) => bare.query(sql, [i]),
           write: (i: number) => db.write(sql, [i]),
         };
-        const samples: Record<keyof typeof cases, LoadSample[]> = { bare: [], write: [] };
-        const order = Object.keys(cases) as (keyof typeof cases)[];
-        for (let run = 0; run < ctx.runs; run++) {
-          for (let k = 0; k < order.length; k++) {
-            const name = order[(k + run) % order.length]!;
-            samples[name].push(await closedLoop(loops, seconds, cases[name]));
-          }
-          ctx.log(
-            `${loops} loops, run ${run + 1}/${ctx.runs}: bare ${samples.bare.at(-1)!.qps.toFixed(0)} q/s ${samples.bare.at(-1)!.cpuUsPerQuery.toFixed(1)} µs; ` +
-              `write ${samples.write.at(-1)!.qps.toFixed(0)} q/s ${samples.write.at(-1)!.cpuUsPerQuery.toFixed(1)} µs`,
-          );
-        }
+        const samples = await interleave(cases, { runs: ctx.runs, loops, seconds, label: 'INSERT', log: ctx.log });
         const base = { label: `bare pg.Pool INSERT, ${loops} loops`, samples: samples.bare };
         out.push(...figures(base.label, samples.bare, null));
         out.push(...figures(`router.write() + token, ${loops} loops`, samples.write, base));
