@@ -1,5 +1,5 @@
 import { startMonitor } from '../monitor-harness.js';
-import { ClassifierCache, classify, createRouter, rankReplicas } from '@pgreplica/router-client';
+import { ClassifierCache, classify, createRouter, rankReplicas, ReplicaSelector } from '@pgreplica/router-client';
 import { startSandbox } from '@pgreplica/sandbox';
 import pg from 'pg';
 import { summarize } from '../stats.js';
@@ -36,6 +36,8 @@ export const routerBench: Benchmark = {
     const uncached: number[] = [];
     const parser: number[] = [];
     const ranking: number[] = [];
+    const missFull: number[] = [];
+    const pick: number[] = [];
     const libpg = await import('libpg-query');
     await libpg.loadModule();
     const nodes = ['r1', 'r2', 'r3'].map((id, i) => ({
@@ -49,6 +51,14 @@ export const routerBench: Benchmark = {
       uncached.push(nsPerCall((i) => classify(`SELECT * FROM users WHERE id = ${i} AND name <> 'x${i}'`), iterations / 4));
       parser.push(nsPerCall((i) => libpg.parseSync(`SELECT * FROM users WHERE id = ${i} AND name <> 'x${i}'`), iterations / 40));
       ranking.push(nsPerCall(() => rankReplicas(nodes, new Map(), { maxLagMs: 1000 }, Date.now()), iterations / 4));
+      // A full cache fed unique texts (inline literals): every call a miss that evicts.
+      const full = new ClassifierCache();
+      for (let i = 0; i < 20_000; i++) full.classify(`SELECT * FROM users WHERE id = ${-i} AND name <> 'y${i}'`);
+      missFull.push(nsPerCall((i) => full.classify(`SELECT * FROM users WHERE id = ${i + run * iterations} AND name <> 'x${i}'`), iterations / 4));
+      // Stats as the router keeps them (NodeStats is internal): nothing in flight, no errors.
+      const stats = new Map(nodes.map((n) => [n.id, { inFlight: 0, bannedUntil: 0, latencyEwmaMs: 1, errorScore: () => 0 }]));
+      const selector = new ReplicaSelector((id) => stats.get(id) as never, 30_000);
+      pick.push(nsPerCall(() => selector.pick(nodes, 30_000, Date.now()), iterations));
     }
     const parserBase = { metric: 'libpg-query parse (uncached)', summary: summarize(parser) };
 
@@ -107,7 +117,9 @@ export const routerBench: Benchmark = {
       { metric: 'classify, cached', unit: 'ns/call', summary: summarize(cached) },
       { metric: parserBase.metric, unit: 'ns/call', summary: parserBase.summary },
       withRatio('classify, uncached (lexer)', 'ns/call', summarize(uncached), parserBase),
-      { metric: 'rank 3 replicas', unit: 'ns/call', summary: summarize(ranking) },
+      withRatio('classify, unique texts through a full cache (miss + eviction)', 'ns/call', summarize(missFull), { metric: 'classify, uncached (lexer)', summary: summarize(uncached) }),
+      { metric: 'rank 3 replicas (rankReplicas, per call)', unit: 'ns/call', summary: summarize(ranking) },
+      { metric: 'pick among 3 replicas (ReplicaSelector, per read)', unit: 'ns/call', summary: summarize(pick) },
       { metric: directBase.metric, unit: 'q/s', summary: directBase.summary },
       withRatio('router.read() (8 clients)', 'q/s', summarize(routerQps), directBase),
       { metric: 'read-your-writes reads on replicas', unit: '%', summary: summarize(rywShare) },

@@ -36,8 +36,28 @@ const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EH
 const CONNECTION_SQLSTATES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300']);
 
 /**
+ * pg-pool's error when every client of the pool stayed busy for
+ * `connectionTimeoutMillis` (pg-pool `connect()`, the pending-queue timer).
+ * A failed or slow *connection attempt* is reported differently: "Connection
+ * terminated due to connection timeout" (pg-pool `newClient`) or the
+ * socket's own error.
+ */
+const POOL_WAIT_TIMEOUT = 'timeout exceeded when trying to connect';
+
+/**
+ * Whether an error is pg-pool giving up waiting for a free pooled client:
+ * the app's own load, not a node failure. Such a call never reached the node.
+ */
+export function isPoolWaitTimeout(err: unknown): boolean {
+  const message = (err as { message?: unknown } | null)?.message;
+  return typeof message === 'string' && message === POOL_WAIT_TIMEOUT;
+}
+
+/**
  * Whether an error from node-postgres is a connection-level failure (the
- * node, not the statement): safe to try a read elsewhere.
+ * node, not the statement): safe to try a read elsewhere. Waiting for a
+ * free pooled client ({@link isPoolWaitTimeout}) is not one: a traffic spike
+ * must not ban healthy replicas.
  */
 export function isConnectionError(err: unknown): boolean {
   if (err instanceof RouterError) return err.code === 'fenced';
@@ -45,7 +65,7 @@ export function isConnectionError(err: unknown): boolean {
   if (!e) return false;
   if (typeof e.code === 'string' && (CONNECTION_CODES.has(e.code) || CONNECTION_SQLSTATES.has(e.code))) return true;
   const message = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(message);
+  return /Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(message);
 }
 
 /** SQLSTATE of a database error, if any. */

@@ -7,13 +7,79 @@ import type { RouterLogger } from './options.js';
 import type { PoolSet } from './pool-set.js';
 import type { TransactionClient } from './router-types.js';
 import type { RouteReason } from './selection.js';
-import type { DecodedToken } from './tokens.js';
 
 /** The role a node served a call in (a metric label). */
 export type ServingRole = 'primary' | 'replica';
 
-/** The primary's WAL position after a commit: the read-your-writes token's LSN. */
-export const CURRENT_WAL_LSN_SQL = 'SELECT pg_current_wal_lsn()::text AS lsn';
+/**
+ * The primary's WAL position after a commit: the read-your-writes token's
+ * LSN. The insert position, not `pg_current_wal_lsn()` (the write position):
+ * with `synchronous_commit = off` the commit record may not be written out
+ * yet, and a token below it would let a replica that has not replayed the
+ * commit serve the read.
+ */
+export const INSERT_LSN_SQL = 'SELECT pg_current_wal_insert_lsn()::text AS lsn';
+
+/** What {@link queryThenLsn} returns: the statement's result and, unless reading it failed, the insert position after it. */
+export interface ResultWithLsn<R extends pg.QueryResultRow> {
+  result: pg.QueryResult<R>;
+  /** Null when the position query failed (the statement's own outcome stands). */
+  lsn: string | null;
+  /** The connection error that failed the position query, if any: release the client with it. */
+  broken: Error | undefined;
+}
+
+type PipelinedClient = pg.PoolClient & { pipeline?: boolean; connection?: { stream?: { cork?: () => void; uncork?: () => void } } };
+
+/**
+ * Runs `sql`, then `SELECT pg_current_wal_insert_lsn()`, on one round trip:
+ * node-postgres (8.23+) pipeline mode sends both at once, each with its own
+ * Sync, so the statement commits (autocommit, or a `COMMIT`) before the
+ * position is read, exactly as if they ran one after the other. Older
+ * node-postgres without pipeline mode runs them one after the other.
+ *
+ * Rejects only with the statement's error. Once the statement succeeded it
+ * committed: a failure of the position query then yields `lsn: null`, never
+ * an error.
+ */
+export async function queryThenLsn<R extends pg.QueryResultRow>(client: pg.PoolClient, sql: string, params?: unknown[]): Promise<ResultWithLsn<R>> {
+  const c = client as PipelinedClient;
+  if (!('pipeline' in c)) {
+    const result = await client.query<R>(sql, params);
+    try {
+      return { result, lsn: (await client.query<{ lsn: string }>(INSERT_LSN_SQL)).rows[0]?.lsn ?? null, broken: undefined };
+    } catch (err) {
+      return { result, lsn: null, broken: isConnectionError(err) ? (err as Error) : undefined };
+    }
+  }
+  const wasPipelined = c.pipeline;
+  c.pipeline = true;
+  // One write for both: the statement's messages and the position query go out in one packet.
+  const stream = c.connection?.stream;
+  stream?.cork?.();
+  let statement: Promise<pg.QueryResult<R>>;
+  let position: Promise<pg.QueryResult<{ lsn: string }>>;
+  try {
+    statement = client.query<R>(sql, params);
+    position = client.query<{ lsn: string }>(INSERT_LSN_SQL);
+  } finally {
+    stream?.uncork?.();
+  }
+  // Settled below in every case; this only keeps an early rejection from counting as unhandled.
+  position.catch(() => {});
+  try {
+    const result = await statement;
+    try {
+      return { result, lsn: (await position).rows[0]?.lsn ?? null, broken: undefined };
+    } catch (err) {
+      return { result, lsn: null, broken: isConnectionError(err) ? (err as Error) : undefined };
+    }
+  } finally {
+    // Leave pipeline mode only once nothing is in flight on the connection.
+    await position.catch(() => {});
+    c.pipeline = wasPipelined;
+  }
+}
 
 /**
  * Runs statements and transactions on a node's client, and keeps the books
@@ -60,61 +126,91 @@ export class Executor {
 
   /**
    * A read: one statement on a pooled connection of `node`. The latency is the
-   * statement's; a connection failure bans the node. Errors are rethrown as they are.
+   * statement's; a connection failure bans the node (waiting for a free pooled
+   * client is not one). On an error, `onError` may take over — its promise
+   * settles the read — or return null to reject with the error as it is.
+   *
+   * Callbacks, not promises, inside: this is the per-read path, and it costs
+   * what `pg.Pool.query()` costs (one promise) plus the books.
    */
-  async read<R extends pg.QueryResultRow>(node: NodeState, role: ServingRole, reason: RouteReason, sql: string, params?: unknown[]): Promise<pg.QueryResult<R>> {
+  read<R extends pg.QueryResultRow>(
+    node: NodeState,
+    role: ServingRole,
+    reason: RouteReason,
+    sql: string,
+    params: unknown[] | undefined,
+    onError?: (err: Error) => Promise<pg.QueryResult<R>> | null,
+  ): Promise<pg.QueryResult<R>> {
     const stats = this.statsOf(node.id);
-    let started = performance.now();
+    const pool = this.#pools.pool(node);
     stats.inFlight++;
-    let client: pg.PoolClient | undefined;
-    try {
-      client = await this.#pools.pool(node).connect();
-      // Latency is the statement's: opening a connection is not the node being slow.
-      started = performance.now();
-      const result = await client.query<R>(sql, params);
-      client.release();
-      client = undefined;
-      this.#succeeded(stats, node.id, role, reason, performance.now() - started, true);
-      return result;
-    } catch (err) {
-      const connection = isConnectionError(err);
-      client?.release(connection ? (err as Error) : undefined);
-      this.#failed(stats, node.id, role, reason, performance.now() - started, connection, true);
-      if (connection) this.ban(node, err);
-      throw err;
-    } finally {
-      stats.inFlight--;
-    }
+    let started = performance.now();
+    return new Promise((resolve, reject) => {
+      const fail = (err: Error, client: pg.PoolClient | undefined) => {
+        stats.inFlight--;
+        const connection = isConnectionError(err);
+        client?.release(connection ? err : undefined);
+        this.#failed(stats, node.id, role, reason, performance.now() - started, connection, true);
+        if (connection) this.ban(node, err);
+        let next: Promise<pg.QueryResult<R>> | null = null;
+        try {
+          next = onError?.(err) ?? null;
+        } catch (e) {
+          reject(e);
+          return;
+        }
+        if (next) resolve(next);
+        else reject(err);
+      };
+      pool.connect((connectError, client) => {
+        if (connectError || !client) {
+          fail(connectError ?? new Error('pg-pool returned no client'), undefined);
+          return;
+        }
+        // Latency is the statement's: opening a connection is not the node being slow.
+        started = performance.now();
+        client.query<R>(sql, params as unknown[], (queryError: Error | undefined, result: pg.QueryResult<R>) => {
+          if (queryError) {
+            fail(queryError, client);
+            return;
+          }
+          stats.inFlight--;
+          client.release();
+          this.#succeeded(stats, node.id, role, reason, performance.now() - started, true);
+          resolve(result);
+        });
+      });
+    });
   }
 
   /**
    * A write: one statement on `client`, a connection to the primary fenced for
-   * `epoch`; with `wantToken`, then the commit's position as a token of
-   * `epoch`. The latency runs from `startedMs` (before the connection was
-   * taken and fenced). Releases the client; errors are rethrown as they are.
+   * an epoch; with `wantLsn`, also the insert position after it, on the same
+   * round trip ({@link queryThenLsn}; null when it could not be read — the
+   * write still succeeded). The latency runs from `startedMs` (before the
+   * connection was taken and fenced). Releases the client; the statement's
+   * errors are rethrown as they are.
    */
   async write<R extends pg.QueryResultRow>(
     primary: NodeState,
     client: pg.PoolClient,
-    epoch: number,
     startedMs: number,
     reason: RouteReason,
     sql: string,
     params: unknown[] | undefined,
-    wantToken: boolean,
-  ): Promise<{ result: pg.QueryResult<R>; token: DecodedToken | null }> {
+    wantLsn: boolean,
+  ): Promise<{ result: pg.QueryResult<R>; lsn: string | null }> {
     const stats = this.statsOf(primary.id);
     stats.inFlight++;
     try {
-      const result = await client.query<R>(sql, params);
-      let token: DecodedToken | null = null;
-      if (wantToken) {
-        const { rows } = await client.query<{ lsn: string }>(CURRENT_WAL_LSN_SQL);
-        token = { epoch, lsn: rows[0]!.lsn };
-      }
-      client.release();
+      let result: pg.QueryResult<R>;
+      let lsn: string | null = null;
+      let broken: Error | undefined;
+      if (wantLsn) ({ result, lsn, broken } = await queryThenLsn<R>(client, sql, params));
+      else result = await client.query<R>(sql, params);
+      client.release(broken);
       this.#succeeded(stats, primary.id, 'primary', reason, performance.now() - startedMs, true);
-      return { result, token };
+      return { result, lsn };
     } catch (err) {
       const connection = isConnectionError(err);
       client.release(connection ? (err as Error) : undefined);
@@ -126,11 +222,21 @@ export class Executor {
   }
 
   /**
-   * A transaction on `client`: `begin`, `fn`, `COMMIT`, then `afterCommit`;
-   * rolls back when `fn` throws. Releases the client (destroyed when its
-   * connection broke or the rollback failed); errors are rethrown as they are.
+   * A transaction on `client`: `begin`, `fn`, then `COMMIT` — with `wantLsn`,
+   * together with the insert position after it, on one round trip; rolls
+   * back when `fn` throws. Once `COMMIT` succeeded nothing throws: `lsn` is
+   * null when the position could not be read. Releases the client (destroyed
+   * when its connection broke or the rollback failed); errors before the
+   * commit are rethrown as they are.
    */
-  async transaction<T>(node: NodeState, role: ServingRole, client: pg.PoolClient, begin: string, fn: (tx: TransactionClient) => Promise<T>, afterCommit?: () => Promise<void>): Promise<T> {
+  async transaction<T>(
+    node: NodeState,
+    role: ServingRole,
+    client: pg.PoolClient,
+    begin: string,
+    fn: (tx: TransactionClient) => Promise<T>,
+    wantLsn = false,
+  ): Promise<{ value: T; lsn: string | null }> {
     const stats = this.statsOf(node.id);
     stats.inFlight++;
     const started = performance.now();
@@ -138,10 +244,11 @@ export class Executor {
     try {
       await client.query(begin);
       const value = await fn({ query: (sql, params) => client.query(sql, params) });
-      await client.query('COMMIT');
-      await afterCommit?.();
+      let lsn: string | null = null;
+      if (wantLsn) ({ lsn, broken } = await queryThenLsn(client, 'COMMIT'));
+      else await client.query('COMMIT');
       this.#succeeded(stats, node.id, role, 'primary:transaction', performance.now() - started, false);
-      return value;
+      return { value, lsn };
     } catch (err) {
       if (isConnectionError(err)) broken = err as Error;
       else await client.query('ROLLBACK').catch((e: unknown) => (broken = e as Error));
@@ -154,7 +261,7 @@ export class Executor {
   }
 
   #succeeded(stats: NodeStats, nodeId: string, role: ServingRole, reason: RouteReason, ms: number, observeDuration: boolean): void {
-    stats.record(ms, true, Date.now());
+    stats.recordOk(ms);
     this.#metrics.countQuery(nodeId, role, 'ok', reason);
     if (observeDuration) this.#metrics.observeDuration(role, ms / 1000);
   }

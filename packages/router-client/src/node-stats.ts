@@ -24,11 +24,25 @@ export class NodeStats {
 
   /** Records a finished query. */
   record(durationMs: number, ok: boolean, now: number): void {
+    if (ok) {
+      this.recordOk(durationMs);
+      return;
+    }
     this.total++;
-    if (!ok) this.failed++;
+    this.failed++;
+    this.#observe(durationMs);
+    this.addError(now);
+  }
+
+  /** Records a query that succeeded (no clock needed: only errors are timed). */
+  recordOk(durationMs: number): void {
+    this.total++;
+    this.#observe(durationMs);
+    this.consecutiveConnectionFailures = 0;
+  }
+
+  #observe(durationMs: number): void {
     this.latencyEwmaMs = this.latencyEwmaMs === null ? durationMs : this.latencyEwmaMs + LATENCY_EWMA_ALPHA * (durationMs - this.latencyEwmaMs);
-    if (ok) this.consecutiveConnectionFailures = 0;
-    else this.addError(now);
   }
 
   addError(now: number): void {

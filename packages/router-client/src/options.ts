@@ -100,6 +100,14 @@ export interface RouterOptions {
   probeIntervalMs?: number;
   /** Function names (lower case) the classifier must send to the primary, e.g. yours that write. */
   primaryFunctions?: string[];
+  /**
+   * Read the primary's catalog (at `ready()`, every minute, and after a
+   * replica refuses a statement as a write) so `query()` sends calls of
+   * `VOLATILE` functions outside `pg_catalog` to the primary; `STABLE` and
+   * `IMMUTABLE` ones may run on a replica. Only with `routing: 'classify'`.
+   * @default true
+   */
+  functionCatalog?: boolean;
 }
 
 /** Defaults of {@link RouterOptions}. */
@@ -114,6 +122,7 @@ export const DEFAULT_ROUTER_OPTIONS = {
   ban: { baseMs: 500, maxMs: 30_000 },
   readyTimeoutMs: 10_000,
   probeIntervalMs: 1_000,
+  functionCatalog: true,
 } as const;
 
 /** Shortest accepted staleness bound: the monitor publishes a snapshot every heartbeatMs (≥ 1 s typically). */

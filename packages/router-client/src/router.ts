@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { type Classification, ClassifierCache } from './classifier.js';
 import { RouterError } from './errors.js';
 import { Executor } from './executor.js';
+import { FunctionCatalog } from './function-catalog.js';
 import { RouterMetrics } from './metrics.js';
 import { DEFAULT_ROUTER_OPTIONS, MIN_STALE_AFTER_MS, type RouterLogger, type RouterOptions } from './options.js';
 import { PoolSet } from './pool-set.js';
@@ -20,6 +21,8 @@ import { Transactions } from './transactions.js';
 import { WritePath } from './write-path.js';
 
 const NOOP_LOGGER: RouterLogger = { debug() {}, info() {}, warn() {}, error() {} };
+/** The options of a call that passes none (shared: no allocation per call). */
+const NO_OPTIONS: QueryOptions = Object.freeze({});
 
 /**
  * Routes queries locally by the latest topology: reads to the best replica
@@ -42,6 +45,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   readonly #reads: ReadPath;
   readonly #writes: WritePath;
   readonly #transactions: Transactions;
+  readonly #catalog: FunctionCatalog | null;
   #closing: Promise<void> | undefined;
 
   constructor(options: RouterOptions) {
@@ -61,7 +65,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     this.#options = options;
     this.cluster = options.cluster;
     const log = options.logger ?? NOOP_LOGGER;
-    this.#classifier = new ClassifierCache(undefined, { primaryFunctions: new Set(options.primaryFunctions ?? []) });
+    const primaryFunctions = options.primaryFunctions ?? [];
+    this.#classifier = new ClassifierCache(undefined, { primaryFunctions: new Set(primaryFunctions) });
     const fallbackBudget = new TokenBucket(budget.ratePerSec, budget.burst);
     // The gauges may be collected before the view exists, or after seeding it
     // threw (the registry may be the app's): then there is no topology.
@@ -82,6 +87,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     );
     view = new TopologyView(options, staleAfterMs, log, this.metrics, {
       onTopology: (topology) => {
+        this.#reads?.topologyChanged();
         this.#pools.retain(new Set(topology.nodes.map((n) => n.id)));
         this.emit('topology', topology);
       },
@@ -110,9 +116,17 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
       maxWritePauseMs,
       fallbackBudget,
       fallbackBudgetWaitMs: budget.waitMs,
+      onReadOnlyRefusal: () => this.#catalog?.refreshSoon(),
     };
-    this.#reads = new ReadPath(parts);
+    const classifying = (options.routing ?? DEFAULT_ROUTER_OPTIONS.routing) === 'classify';
+    this.#catalog =
+      classifying && (options.functionCatalog ?? DEFAULT_ROUTER_OPTIONS.functionCatalog)
+        ? new FunctionCatalog({ primary: () => this.#view.store.primary(), pool: (node) => this.#pools.pool(node) }, log, (names) =>
+            this.#classifier.setOptions({ primaryFunctions: new Set([...primaryFunctions, ...names]) }),
+          )
+        : null;
     this.#writes = new WritePath(parts);
+    this.#reads = new ReadPath(parts, this.#writes);
     this.#transactions = new Transactions(parts, this.#reads, this.#writes);
   }
 
@@ -121,8 +135,10 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    * or a reload). After `readyTimeoutMs` it resolves if there is a topology
    * at all (unprobed seed nodes count), else rejects.
    */
-  ready(): Promise<void> {
-    return this.#view.ready();
+  async ready(): Promise<void> {
+    await this.#view.ready();
+    // The classifier's catalog of user functions that may write: one attempt, retried in the background.
+    await this.#catalog?.load();
   }
 
   #target(node: Pick<NodeState, 'host' | 'port'>): string {
@@ -136,11 +152,20 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    * primary. With `routing: 'explicit'` it uses the primary unless the call
    * passes `target`.
    */
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = {}): Promise<pg.QueryResult<R>> {
-    this.#view.assertOpen('query()');
-    const decision = this.#classifyTarget(sql, options);
-    if (decision.target === 'replica') return this.#reads.read<R>(sql, params, options);
-    const { result, token } = await this.#writes.write<R>(sql, params, this.#token.enabled, decision.reason);
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
+    try {
+      this.#view.assertOpen('query()');
+      // The per-read path: no decision object, just the target.
+      const target = options.target ?? ((this.#options.routing ?? 'classify') === 'explicit' ? 'primary' : this.#classifier.classify(sql).target);
+      if (target === 'replica') return this.#reads.read<R>(sql, params, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#queryOnPrimary<R>(sql, params, options.target === 'primary' || (this.#options.routing ?? 'classify') === 'explicit' ? 'primary:explicit' : 'primary:classified-write');
+  }
+
+  async #queryOnPrimary<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, reason: RouteReason): Promise<pg.QueryResult<R>> {
+    const { result, token } = await this.#writes.write<R>(sql, params, this.#token.enabled, reason);
     this.#token.note(token);
     return result;
   }
@@ -158,7 +183,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   }
 
   /** Runs a read on the best qualifying replica (the primary when none qualifies). */
-  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: ReadOptions = {}): Promise<pg.QueryResult<R>> {
+  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: ReadOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
     return this.#reads.read<R>(sql, params, options);
   }
 
@@ -256,6 +281,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#catalog?.close();
       await this.#view.close();
       await this.#pools.close();
     })();

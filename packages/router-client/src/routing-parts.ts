@@ -26,4 +26,6 @@ export interface RoutingParts {
   fallbackBudget: TokenBucket;
   /** `fallbackBudget.waitMs`, resolved. */
   fallbackBudgetWaitMs: number;
+  /** A replica refused a statement as a write (25006): the classifier was fooled (e.g. a function's catalog entry changed). */
+  onReadOnlyRefusal?: (() => void) | undefined;
 }

@@ -1,7 +1,7 @@
 import type { NodeState } from '@pgreplica/protocol';
 import { describe, expect, it } from 'vitest';
 import { NodeStats } from './node-stats.js';
-import { rankReplicas } from './selection.js';
+import { rankReplicas, ReplicaSelector } from './selection.js';
 
 const node = (id: string, extra: Partial<NodeState> = {}): NodeState => ({
   id, host: '127.0.0.1', port: 1, role: 'replica', status: 'healthy', reason: 'ok', priority: 0, weight: 1, tags: [],
@@ -33,9 +33,18 @@ describe('rankReplicas', () => {
     expect(s.r2).toBeGreaterThan(0.65);
   });
 
-  it('prefers healthy over degraded, then lower priority', () => {
-    const r = rankReplicas([node('r1', { status: 'degraded' }), node('r2', { priority: 5 }), node('r3', { priority: 1 })], new Map(), {}, now, seq([0.5]));
+  it('prefers healthy over degraded; priority orders the rest (the failover order of reads)', () => {
+    const r = rankReplicas([node('r1', { status: 'degraded' }), node('r2', { priority: 5 }), node('r3', { priority: 1 })], new Map(), {}, now, seq([0.01]));
     expect(r.replicas.map((x) => x.node.id)).toEqual(['r3', 'r2', 'r1']);
+  });
+
+  it('does not make priorities strict tiers: reads spread over healthy replicas of priorities 10 and 20 by weight', () => {
+    const s = share([primary, node('r1', { priority: 10 }), node('r2', { priority: 20 })], new Map());
+    expect(s.r1).toBeGreaterThan(0.35);
+    expect(s.r2).toBeGreaterThan(0.35);
+    const weighted = share([primary, node('r1', { priority: 10, weight: 3 }), node('r2', { priority: 20 })], new Map());
+    expect(weighted.r1).toBeGreaterThan(0.65);
+    expect(weighted.r2).toBeGreaterThan(0.15);
   });
 
   it('excludes unhealthy, noloadbalance, banned and primary nodes', () => {
@@ -87,6 +96,66 @@ describe('rankReplicas', () => {
     flaky.addError(now);
     const s = share([node('r1'), node('r2')], new Map([['r2', flaky]]));
     expect(s.r1).toBeGreaterThan(0.9);
+  });
+});
+
+describe('ReplicaSelector', () => {
+  const statsMap = () => {
+    const map = new Map<string, NodeStats>();
+    const statsOf = (id: string) => {
+      if (!map.has(id)) map.set(id, new NodeStats());
+      return map.get(id)!;
+    };
+    return { map, statsOf };
+  };
+
+  function picks(selector: ReplicaSelector, nodes: NodeState[], runs = 4_000, maxLagMs = 30_000): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < runs; i++) {
+      const id = selector.pick(nodes, maxLagMs, now)?.id ?? 'none';
+      counts[id] = (counts[id] ?? 0) + 1;
+    }
+    return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, v / runs]));
+  }
+
+  it('spreads reads by weight across priorities, like rankReplicas', () => {
+    const { statsOf } = statsMap();
+    const selector = new ReplicaSelector(statsOf, 30_000);
+    const s = picks(selector, [primary, node('r1', { priority: 10, weight: 3 }), node('r2', { priority: 20 })]);
+    expect(s.r1).toBeGreaterThan(0.65);
+    expect(s.r1).toBeLessThan(0.85);
+    expect(s.none).toBeUndefined();
+  });
+
+  it('is load-aware at the moment of the pick: of two draws, the one with fewer reads in flight', () => {
+    const { statsOf } = statsMap();
+    const selector = new ReplicaSelector(statsOf, 30_000);
+    const nodes = [node('r1'), node('r2')];
+    statsOf('r1').inFlight = 5;
+    const s = picks(selector, nodes);
+    expect(s.r2).toBeGreaterThan(0.7);
+  });
+
+  it('skips a node banned since the last ranking, honours a per-call lag bound, and says none when nothing qualifies', () => {
+    const { statsOf } = statsMap();
+    const selector = new ReplicaSelector(statsOf, 30_000, { refreshMs: 60_000 });
+    const nodes = [node('r1', { lagMs: 10 }), node('r2', { lagMs: 2_000 })];
+    selector.pick(nodes, 30_000, now);
+    statsOf('r1').ban(now, 500, 30_000, () => 1);
+    expect(picks(selector, nodes)).toEqual({ r2: 1 });
+    expect(picks(selector, nodes, 100, 1_000)).toEqual({ none: 1 });
+    statsOf('r1').bannedUntil = 0;
+    expect(picks(selector, nodes, 100, 1_000)).toEqual({ r1: 1 });
+  });
+
+  it('re-ranks when invalidated: a replica marked unhealthy in place takes no more reads', () => {
+    const { statsOf } = statsMap();
+    const selector = new ReplicaSelector(statsOf, 30_000, { refreshMs: 60_000 });
+    const nodes = [node('r1'), node('r2')];
+    expect(Object.keys(picks(selector, nodes)).sort()).toEqual(['r1', 'r2']);
+    nodes[0] = node('r1', { status: 'unhealthy' });
+    selector.invalidate();
+    expect(picks(selector, nodes)).toEqual({ r2: 1 });
   });
 });
 

@@ -1,22 +1,26 @@
 import { compareLsn, type NodeState, type NodeStatus } from '@pgreplica/protocol';
 import type { NodeStats } from './node-stats.js';
 
+/** Every {@link RouteReason}, in a fixed order (metrics index their counters by it). */
+export const ROUTE_REASONS = [
+  'replica:lag-ok',
+  'replica:token-replayed',
+  'replica:token-check',
+  'primary:write',
+  'primary:classified-write',
+  'primary:explicit',
+  'primary:no-replica',
+  'primary:lag',
+  'primary:token-not-replayed',
+  'primary:bus-stale',
+  'primary:fallback-budget',
+  'primary:replica-failed',
+  'primary:read-only-refusal',
+  'primary:transaction',
+] as const;
+
 /** Why a call went where it went; a metric label and part of `explain()`. */
-export type RouteReason =
-  | 'replica:lag-ok'
-  | 'replica:token-replayed'
-  | 'replica:token-check'
-  | 'primary:write'
-  | 'primary:classified-write'
-  | 'primary:explicit'
-  | 'primary:no-replica'
-  | 'primary:lag'
-  | 'primary:token-not-replayed'
-  | 'primary:bus-stale'
-  | 'primary:fallback-budget'
-  | 'primary:replica-failed'
-  | 'primary:read-only-refusal'
-  | 'primary:transaction';
+export type RouteReason = (typeof ROUTE_REASONS)[number];
 
 /** Constraints of one read. */
 export interface ReadConstraints {
@@ -67,11 +71,30 @@ export function loadCost(node: NodeState, stats: NodeStats | undefined, now: num
   return (inFlight / weight + 1) * (latency + LATENCY_FLOOR_MS) * (1 + 4 * errors);
 }
 
+/** Whether a node may take routed reads at all: a replica, healthy or degraded, not `noloadbalance`, not banned. */
+function usable(n: NodeState, stats: NodeStats | undefined, now: number): boolean {
+  return n.role === 'replica' && (n.status === 'healthy' || n.status === 'degraded') && !n.tags.includes('noloadbalance') && !(stats !== undefined && now < stats.bannedUntil);
+}
+
+function lagOk(n: NodeState, maxLagMs: number | undefined): boolean {
+  return maxLagMs === undefined || (n.lagMs !== null && n.lagMs <= maxLagMs);
+}
+
+/** Share of reads a peer gets: ∝ weight / cost², blended with {@link EXPLORATION_SHARE} spread evenly. */
+function peerShares(peers: readonly { node: NodeState; cost: number }[]): number[] {
+  const raw = peers.map((r) => Math.max(r.node.weight, 0.0001) / r.cost ** 2);
+  const total = raw.reduce((a, b) => a + b, 0);
+  return raw.map((share) => (1 - EXPLORATION_SHARE) * (share / total) + EXPLORATION_SHARE / peers.length);
+}
+
 /**
- * Ranks the replicas that may serve a read: `healthy` before `degraded`,
- * then lowest `priority`, then lowest load cost; the first is drawn among
- * the head's peers with probability ∝ weight / cost², and a small share
- * explores a random peer. Pure apart from `random`.
+ * Ranks the replicas that may serve a read: `healthy` before `degraded`
+ * (and, with a token, those known to have replayed it before those that
+ * must be asked), then lowest `priority`, then lowest load cost. Priority is
+ * the failover order of reads — who is tried next when a read fails — not a
+ * tier: the first is drawn among all replicas of the head's tier with
+ * probability ∝ weight / cost², and a small share explores evenly. Pure
+ * apart from `random`.
  */
 export function rankReplicas(
   nodes: readonly NodeState[],
@@ -80,13 +103,9 @@ export function rankReplicas(
   now: number,
   random: () => number = Math.random,
 ): Ranking {
-  const replicas = nodes.filter((n) => n.role === 'replica');
-  const usable = replicas.filter(
-    (n) => (n.status === 'healthy' || n.status === 'degraded') && !n.tags.includes('noloadbalance') && !stats.get(n.id)?.isBanned(now),
-  );
-  if (usable.length === 0) return { replicas: [], none: 'primary:no-replica' };
-  const fresh =
-    constraints.maxLagMs === undefined ? usable : usable.filter((n) => n.lagMs !== null && n.lagMs <= constraints.maxLagMs!);
+  const candidates = nodes.filter((n) => usable(n, stats.get(n.id), now));
+  if (candidates.length === 0) return { replicas: [], none: 'primary:no-replica' };
+  const fresh = candidates.filter((n) => lagOk(n, constraints.maxLagMs));
   if (fresh.length === 0) return { replicas: [], none: 'primary:lag' };
 
   const ranked: RankedReplica[] = fresh.map((node) => {
@@ -101,28 +120,135 @@ export function rankReplicas(
   const tier = (r: RankedReplica) => (r.lsn === 'check' ? 100 : 0) + STATUS_ORDER[r.node.status];
   ranked.sort((a, b) => tier(a) - tier(b) || a.node.priority - b.node.priority || a.cost - b.cost);
 
-  // Among the head's peers (same tier and priority), pick at random with a
+  // Among the head's tier, whatever their priority, pick at random with a
   // probability proportional to weight / cost²: near-equal replicas share the
   // reads even when latency estimates are noisy, a replica several times
   // slower gets a small share, and a few reads explore so every estimate
   // stays fresh.
   const head = ranked[0]!;
-  const peers = ranked.filter((r) => tier(r) === tier(head) && r.node.priority === head.node.priority);
+  const peers = ranked.filter((r) => tier(r) === tier(head));
   if (peers.length > 1) {
-    let chosen: RankedReplica;
-    if (random() < EXPLORATION_SHARE) {
-      chosen = peers[Math.floor(random() * peers.length)]!;
-    } else {
-      const shares = peers.map((r) => Math.max(r.node.weight, 0.0001) / r.cost ** 2);
-      let pick = random() * shares.reduce((a, b) => a + b, 0);
-      const index = shares.findIndex((share) => {
-        pick -= share;
-        return pick <= 0;
-      });
-      chosen = peers[index === -1 ? 0 : index]!;
-    }
+    let pick = random();
+    const index = peerShares(peers).findIndex((share) => {
+      pick -= share;
+      return pick <= 0;
+    });
+    const chosen = peers[index === -1 ? 0 : index]!;
     ranked.splice(ranked.indexOf(chosen), 1);
     ranked.unshift(chosen);
   }
   return { replicas: ranked, none: null };
+}
+
+/** Default of how often {@link ReplicaSelector} re-ranks from the node stats (latency, errors). */
+export const RERANK_INTERVAL_MS = 100;
+
+interface Candidate {
+  node: NodeState;
+  stats: NodeStats;
+  weight: number;
+}
+
+/**
+ * The per-read replica choice without a per-read ranking: it ranks when the
+ * topology changes, when told to ({@link invalidate}, after a ban), and
+ * every {@link RERANK_INTERVAL_MS} for the latency and error figures; a read
+ * then picks in O(1) with no allocation. The pick draws twice from an alias
+ * table of the head tier's shares (the same shares as {@link rankReplicas}:
+ * weight / cost², plus exploration) and keeps the draw with fewer reads in
+ * flight per unit of weight — the load of this very moment.
+ *
+ * Reads that carry a token, and reads no head replica can serve, take
+ * {@link rankReplicas} instead.
+ */
+export class ReplicaSelector {
+  readonly #statsOf: (id: string) => NodeStats;
+  readonly #defaultMaxLagMs: number;
+  readonly #refreshMs: number;
+  readonly #random: () => number;
+  #nodes: readonly NodeState[] | null = null;
+  #due = 0;
+  /** Usable replicas, best first (status, priority, cost). */
+  #all: Candidate[] = [];
+  /** The head tier within the default lag bound, and its alias table. */
+  #head: Candidate[] = [];
+  #prob = new Float64Array(0);
+  #alias = new Int32Array(0);
+
+  constructor(statsOf: (id: string) => NodeStats, defaultMaxLagMs: number, options: { refreshMs?: number; random?: () => number } = {}) {
+    this.#statsOf = statsOf;
+    this.#defaultMaxLagMs = defaultMaxLagMs;
+    this.#refreshMs = options.refreshMs ?? RERANK_INTERVAL_MS;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** Re-rank before the next pick (the topology changed, a node was banned). */
+  invalidate(): void {
+    this.#due = 0;
+  }
+
+  /**
+   * The replica a read without a token goes to, or null when none is
+   * usable within `maxLagMs` (then {@link rankReplicas} says why).
+   */
+  pick(nodes: readonly NodeState[], maxLagMs: number, now: number): NodeState | null {
+    if (nodes !== this.#nodes || now >= this.#due) this.#rank(nodes, now);
+    const head = this.#head;
+    if (head.length > 0) {
+      let chosen = this.#draw();
+      if (head.length > 1) {
+        const other = this.#draw();
+        if (other.stats.inFlight / other.weight < chosen.stats.inFlight / chosen.weight) chosen = other;
+      }
+      if (now >= chosen.stats.bannedUntil && lagOk(chosen.node, maxLagMs)) return chosen.node;
+    }
+    // A per-call lag bound the head misses, or a ban since the last ranking: the first that qualifies, in rank order.
+    for (const c of this.#all) if (now >= c.stats.bannedUntil && lagOk(c.node, maxLagMs)) return c.node;
+    return null;
+  }
+
+  #draw(): Candidate {
+    const u = this.#random() * this.#head.length;
+    const i = Math.min(Math.floor(u), this.#head.length - 1);
+    return this.#head[u - i < this.#prob[i]! ? i : this.#alias[i]!]!;
+  }
+
+  #rank(nodes: readonly NodeState[], now: number): void {
+    this.#nodes = nodes;
+    this.#due = now + this.#refreshMs;
+    const ranked: (Candidate & { cost: number })[] = [];
+    for (const node of nodes) {
+      if (node.role !== 'replica') continue;
+      const stats = this.#statsOf(node.id);
+      if (!usable(node, stats, now)) continue;
+      ranked.push({ node, stats, weight: Math.max(node.weight, 0.0001), cost: loadCost(node, stats, now) });
+    }
+    ranked.sort((a, b) => STATUS_ORDER[a.node.status] - STATUS_ORDER[b.node.status] || a.node.priority - b.node.priority || a.cost - b.cost);
+    this.#all = ranked;
+    const fresh = ranked.filter((c) => lagOk(c.node, this.#defaultMaxLagMs));
+    const best = fresh[0] ? STATUS_ORDER[fresh[0].node.status] : 0;
+    const head = fresh.filter((c) => STATUS_ORDER[c.node.status] === best);
+    this.#head = head;
+    // Vose's alias method: one uniform draw picks by the shares in O(1).
+    const n = head.length;
+    const prob = new Float64Array(n);
+    const alias = new Int32Array(n);
+    const scaled = peerShares(head).map((share) => share * n);
+    const small: number[] = [];
+    const large: number[] = [];
+    scaled.forEach((p, i) => {
+      (p < 1 ? small : large).push(i);
+    });
+    while (small.length > 0 && large.length > 0) {
+      const s = small.pop()!;
+      const l = large.at(-1)!;
+      prob[s] = scaled[s]!;
+      alias[s] = l;
+      scaled[l] = scaled[l]! + scaled[s]! - 1;
+      if (scaled[l]! < 1) small.push(large.pop()!);
+    }
+    for (const i of [...small, ...large]) prob[i] = 1;
+    this.#prob = prob;
+    this.#alias = alias;
+  }
 }

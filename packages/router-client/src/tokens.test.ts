@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { RouterError } from './errors.js';
 import { readToken } from './http/index.js';
 import { TokenBucket } from './token-bucket.js';
-import { decodeToken, encodeToken, laterToken } from './tokens.js';
+import { decodeToken, encodeToken, laterToken, PRIMARY_ONLY_LSN, primaryOnlyToken } from './tokens.js';
 import { TopologyStore } from './topology-store.js';
 import { createEvent, type Topology } from '@pgreplica/protocol';
 
@@ -12,6 +12,20 @@ describe('consistency tokens', () => {
     expect(token).toBe('v1.3.16/B374D848');
     expect(decodeToken(token)).toEqual({ epoch: 3, lsn: '16/B374D848' });
     expect(laterToken({ epoch: 1, lsn: '1/0' }, { epoch: 2, lsn: '0/FFFFFFFF' })).toEqual({ epoch: 1, lsn: '1/0' });
+  });
+
+  it('a primary-only token (a committed write whose position is unknown) is a valid token, ordered by epoch', () => {
+    const unknown = primaryOnlyToken(3);
+    expect(decodeToken(encodeToken(unknown))).toEqual(unknown);
+    expect(encodeToken(unknown)).toBe(`v1.3.${PRIMARY_ONLY_LSN}`);
+    // It wins over any position of its own or an earlier epoch…
+    expect(laterToken({ epoch: 3, lsn: 'FFFFFFFF/0' }, unknown)).toBe(unknown);
+    expect(laterToken(unknown, { epoch: 2, lsn: '9/0' })).toBe(unknown);
+    // …and yields to one of a later epoch (the new primary has the write, or nobody ever will).
+    const later = { epoch: 4, lsn: '0/100' };
+    expect(laterToken(unknown, later)).toBe(later);
+    expect(laterToken(later, unknown)).toBe(later);
+    expect(laterToken(unknown, primaryOnlyToken(5))).toEqual(primaryOnlyToken(5));
   });
 
   it('refuses what is not a token, with a typed error', () => {

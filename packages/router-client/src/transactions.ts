@@ -1,6 +1,5 @@
 import type pg from 'pg';
 import { isConnectionError, RouterError } from './errors.js';
-import { CURRENT_WAL_LSN_SQL } from './executor.js';
 import type { ReadPath } from './read-path.js';
 import type { TransactionClient, TransactionOptions } from './router-types.js';
 import type { RoutingParts } from './routing-parts.js';
@@ -43,13 +42,11 @@ export class Transactions {
         continue;
       }
       const epoch = store.epoch;
-      let lsn: string | undefined;
-      const value = await executor.transaction(primary, 'primary', client, 'BEGIN', fn, async () => {
-        lsn = (await client.query<{ lsn: string }>(CURRENT_WAL_LSN_SQL)).rows[0]?.lsn;
-      });
-      const token = lsn ? { epoch, lsn } : null;
+      const { value, lsn } = await executor.transaction(primary, 'primary', client, 'BEGIN', fn, true);
+      // Committed: the token never throws (see WritePath.tokenAfterCommit).
+      const token = lsn ? { epoch, lsn } : await this.#writes.tokenAfterCommit(primary, epoch);
       this.#parts.token.note(token);
-      return { value, token: token ? encodeToken(token) : null };
+      return { value, token: encodeToken(token) };
     }
   }
 
@@ -66,11 +63,11 @@ export class Transactions {
         executor.ban(node, err);
         continue;
       }
-      return executor.transaction(node, 'replica', client, 'BEGIN READ ONLY', fn);
+      return (await executor.transaction(node, 'replica', client, 'BEGIN READ ONLY', fn)).value;
     }
     const primary = view.store.primary();
     if (!primary) throw new RouterError('no-primary', `no primary known for cluster ${cluster}`);
-    metrics.fallbacks.inc({ reason: plan.none ?? 'primary:transaction' });
-    return executor.transaction(primary, 'primary', await pools.pool(primary).connect(), 'BEGIN READ ONLY', fn);
+    metrics.countFallback(plan.none ?? 'primary:transaction');
+    return (await executor.transaction(primary, 'primary', await pools.pool(primary).connect(), 'BEGIN READ ONLY', fn)).value;
   }
 }

@@ -3,7 +3,11 @@ import type pg from 'pg';
 import { isConnectionError, RouterError, sqlState } from './errors.js';
 import type { RoutingParts } from './routing-parts.js';
 import type { RouteReason } from './selection.js';
-import type { DecodedToken } from './tokens.js';
+import { INSERT_LSN_SQL } from './executor.js';
+import { type DecodedToken, primaryOnlyToken } from './tokens.js';
+
+/** How long the token of a committed write may take to read on a fresh connection when the write's own connection could not give it. */
+export const TOKEN_RETRY_TIMEOUT_MS = 1_000;
 
 /**
  * Writes: wait for a writable primary (a switchover holds writes up to
@@ -69,8 +73,9 @@ export class WritePath {
         await view.refresh();
         continue;
       }
+      let written: { result: pg.QueryResult<R>; lsn: string | null };
       try {
-        return await executor.write<R>(primary, client, epoch, started, reason, sql, params, wantToken);
+        written = await executor.write<R>(primary, client, started, reason, sql, params, wantToken);
       } catch (err) {
         if (sqlState(err) === '25006' && Date.now() < deadline) {
           // Refused by a read-only server (demoted): it did not run. Retry on the new primary.
@@ -82,6 +87,26 @@ export class WritePath {
         // A connection lost mid-statement may or may not have run it: never retried.
         throw err;
       }
+      // Committed: from here on nothing throws (a retry by the app would write twice).
+      if (!wantToken) return { result: written.result, token: null };
+      return { result: written.result, token: written.lsn ? { epoch, lsn: written.lsn } : await this.tokenAfterCommit(primary, epoch) };
     }
+  }
+
+  /**
+   * The token of a write that committed on `primary` in `epoch` when its own
+   * connection could not give the position: the insert position read on
+   * another connection to the same server (it only grows, so it is at or
+   * past the commit), within {@link TOKEN_RETRY_TIMEOUT_MS}; else a
+   * primary-only token. Never throws.
+   */
+  async tokenAfterCommit(primary: NodeState, epoch: number): Promise<DecodedToken> {
+    try {
+      const { rows } = await this.#parts.pools.pool(primary).query<{ lsn: string }>({ text: INSERT_LSN_SQL, query_timeout: TOKEN_RETRY_TIMEOUT_MS } as pg.QueryConfig);
+      if (rows[0]?.lsn) return { epoch, lsn: rows[0].lsn };
+    } catch {
+      // The primary is unreachable (a failover under way?): only it can serve the write's reads.
+    }
+    return primaryOnlyToken(epoch);
   }
 }

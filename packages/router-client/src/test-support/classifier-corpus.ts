@@ -211,4 +211,23 @@ export const CORPUS: readonly (readonly [string, 'replica' | 'primary'])[] = [
   ['SELECT 1 /* unterminated', 'primary'],
   ['SELECT "unterminated', 'primary'],
   ['FOO BAR', 'primary'],
+  // --- PostgreSQL ends a -- comment at a carriage return too (checked on a server: router-classifier.test.ts) ---
+  ['SELECT 1 --x\r; DELETE FROM t', 'primary'],
+  ['SELECT 1 --x\r\nFOR UPDATE', 'primary'],
+  ['SELECT 1 -- a comment\r', 'replica'],
+  // --- U&"…" identifiers: escapes can spell any name ---
+  ['SELECT U&"pg_advisory\\006Cock"(42)', 'primary'],
+  ['SELECT U&"pg_advisory_\\006Cock"(42)', 'primary'],
+  ['SELECT u&"n\\0065xtval"(\'s\')', 'primary'],
+  ['SELECT U&\'\\0041\' AS "U&"', 'replica'],
+  // --- a replica hint counts only before the statement ---
+  ['DELETE FROM t /* pgreplica:replica */', 'primary'],
+  ['SELECT * FROM t FOR UPDATE -- pgreplica:replica', 'primary'],
+  ['-- pgreplica:replica\nSELECT my_reporting_function()', 'replica'],
+  ['SELECT 1 /* pgreplica:replica */; DELETE FROM t', 'primary'],
+  // --- waiting is not a write; query_to_xml's SPI is read-only ---
+  ['SELECT pg_sleep_for(\'10 ms\')', 'replica'],
+  ['SELECT pg_sleep(0)', 'replica'],
+  ['SELECT query_to_xml_and_xmlschema(\'SELECT 1\', true, false, \'\')', 'replica'],
+  ['SELECT pg_backup_start(\'x\')', 'primary'],
 ];

@@ -4,7 +4,14 @@
  * against it on the corpus; it is never built into `dist` (the benchmark
  * calls libpg-query itself).
  */
-const SIDE_EFFECT = /^(nextval|setval|currval|lastval|pg_notify|set_config|txid_current.*|pg_current_xact_id.*|pg_current_wal_.*|pg_switch_wal|pg_reload_conf|pg_terminate_backend|pg_cancel_backend|pg_advisory_.*|pg_try_advisory_.*|lo_.*|dblink.*|pg_create_.*|pg_drop_.*|pg_stat_reset.*)$/;
+import { isSideEffectFunction } from '../classifier.js';
+
+/**
+ * One list of built-in functions with side effects for the lexer and the
+ * oracle: the oracle checks the parse (what is a call, where), not the list;
+ * the integration test classifier-functions checks the list against a server.
+ */
+const SIDE_EFFECT = { test: (name: string) => isSideEffectFunction(name.toLowerCase()) };
 
 type Node = Record<string, unknown> | unknown[] | string | number | boolean | null;
 
@@ -39,7 +46,8 @@ export async function oracleTarget(sql: string): Promise<'replica' | 'primary' |
   if (stmts.length !== 1) return 'primary';
   const stmt = stmts[0]!.stmt;
   if (/pgreplica:primary/.test(sql)) return 'primary';
-  if (/pgreplica:replica/.test(sql)) return 'replica';
+  // The lexer honours a replica hint only in a comment before the statement.
+  if (/^\s*(?:\/\*[\s\S]*?pgreplica:replica[\s\S]*?\*\/|--[^\n\r]*pgreplica:replica)/.test(sql)) return 'replica';
   const [kind, body] = Object.entries(stmt)[0] as [string, Record<string, unknown>];
   if (kind === 'VariableShowStmt') return 'replica';
   if (kind === 'ExplainStmt') {
