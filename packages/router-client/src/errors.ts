@@ -4,6 +4,7 @@ export type RouterErrorCode =
   | 'invalid-option'
   | 'invalid-token'
   | 'no-primary'
+  | 'primary-down'
   | 'fallback-budget'
   | 'write-pause-timeout'
   | 'fenced';

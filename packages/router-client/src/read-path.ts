@@ -48,12 +48,28 @@ export class ReadPath {
     this.#selector.invalidate();
   }
 
-  /** Why no replica may serve any read now (no topology, a stale bus with the primary fallback), else null. */
+  /**
+   * Why no replica may serve any read now (no topology, a stale bus with the
+   * primary fallback — unless that primary is known to be down: then the
+   * replicas as the router's own probes see them), else null.
+   */
   #unavailable(): RouteReason | null {
     const parts = this.#parts;
     if (!parts.view.store.topology) return 'primary:no-replica';
-    if (parts.view.fallback && (parts.options.fallback ?? 'primary') === 'primary') return 'primary:bus-stale';
+    if (parts.view.fallback && (parts.options.fallback ?? 'primary') === 'primary' && !this.#primaryDown()) return 'primary:bus-stale';
     return null;
+  }
+
+  /**
+   * Whether the primary is known to be down: the topology says it does not
+   * answer (unreachable, timing out, fenced), or this router's own connection
+   * failures banned it. A read never falls back to such a primary.
+   */
+  #primaryDown(): boolean {
+    const primary = this.#parts.view.store.primary();
+    if (!primary) return true;
+    if (primary.status === 'unhealthy' && (primary.reason === 'unreachable' || primary.reason === 'timeout' || primary.reason === 'fenced')) return true;
+    return this.#parts.executor.statsOf(primary.id).isBanned(Date.now());
   }
 
   /** Decides a read's candidates without running anything. @throws RouterError (`invalid-token`) for a bad `after`. */
@@ -159,6 +175,10 @@ export class ReadPath {
     }
     const primary = view.store.primary();
     if (!primary) throw new RouterError('no-primary', `no primary known for cluster ${cluster} (epoch ${view.store.epoch})`);
+    if (this.#primaryDown()) {
+      this.#parts.metrics.countFallback('primary:down');
+      throw new RouterError('primary-down', `no replica qualifies (${reason}) and the primary ${primary.id} is down: not sending the read there; retry, or relax maxLagMs`);
+    }
     return executor.read<R>(primary, 'primary', reason, sql, params);
   }
 

@@ -17,6 +17,7 @@ export const ROUTE_REASONS = [
   'primary:replica-failed',
   'primary:read-only-refusal',
   'primary:transaction',
+  'primary:down',
 ] as const;
 
 /** Why a call went where it went; a metric label and part of `explain()`. */
