@@ -85,7 +85,10 @@ CREATE TABLE IF NOT EXISTS pgreplica.epoch (
 CREATE TABLE IF NOT EXISTS pgreplica.term (
   id int PRIMARY KEY CHECK (id = 1),
   term bigint NOT NULL
-)`;
+);
+-- Every application role's router reads the epoch before it writes (client-side fencing).
+GRANT USAGE ON SCHEMA pgreplica TO PUBLIC;
+GRANT SELECT ON pgreplica.epoch TO PUBLIC`;
 
 /** Records an epoch on the primary it names; a second write of the same epoch is a no-op. Returns the stored row's primary. */
 export const EPOCH_WRITE_QUERY = `

@@ -19,9 +19,9 @@ export type PoolOptions = Omit<pg.PoolConfig, 'host' | 'port' | 'user' | 'passwo
 const IDENTITY = `pg_is_in_recovery() AS in_recovery, (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier`;
 /** Who the server is, and the newest epoch its own database records (pgreplica.epoch, written on each new primary). */
 const FENCE_QUERY = `SELECT ${IDENTITY}, (SELECT max(epoch)::float8 FROM pgreplica.epoch) AS epoch`;
-/** The same on a server without pgreplica's tables (a cluster whose monitor may not create them). */
+/** The same on a server without pgreplica's tables (a cluster whose monitor may not create them) or where the role may not read them. */
 const FENCE_QUERY_NO_EPOCH = `SELECT ${IDENTITY}, NULL::float8 AS epoch`;
-const MISSING_TABLE = new Set(['42P01', '3F000']);
+const NO_EPOCH_TABLE = new Set(['42P01', '3F000', '42501']);
 
 /** A write connection's server, as the fence check saw it. */
 export interface FenceCheck {
@@ -158,7 +158,7 @@ export async function fenceCheck(client: pg.ClientBase): Promise<FenceCheck> {
   try {
     row = (await client.query(FENCE_QUERY)).rows[0];
   } catch (err) {
-    if (!MISSING_TABLE.has((err as { code?: string }).code ?? '')) throw err;
+    if (!NO_EPOCH_TABLE.has((err as { code?: string }).code ?? '')) throw err;
     row = (await client.query(FENCE_QUERY_NO_EPOCH)).rows[0];
   }
   return { inRecovery: row?.in_recovery === true, systemIdentifier: String(row?.system_identifier), epoch: row?.epoch ?? null };

@@ -6,7 +6,7 @@ export { CommandError, resolveServerUser, runCommand } from './exec.js';
 export type { CommandResult, RunOptions, ServerUser } from './exec.js';
 export { destroySandbox, readManifest, SANDBOX_DIR_PREFIX } from './manifest.js';
 export type { SandboxManifest } from './manifest.js';
-export { PostgresNode } from './postgres-node.js';
+export { PostgresNode, slotNameOf } from './postgres-node.js';
 export type { SandboxNodeRole, StopMode } from './postgres-node.js';
 export { freePort } from './ports.js';
 export { isAlive, processTree } from './process-tree.js';

@@ -28,6 +28,20 @@ export interface NodeContext {
   /** Superuser name and password (the password is the same on every node). */
   superuser: { name: string; password: string };
   database: string;
+  /** Extra postgresql.conf settings of every node (`SandboxOptions.settings`). */
+  settings?: Record<string, string | number | boolean> | undefined;
+}
+
+function quoteConf(value: string | number | boolean): string {
+  return typeof value === 'string' ? `'${value.replaceAll("'", "''")}'` : String(value);
+}
+
+/**
+ * The replication slot name of a node id: lower case, anything a slot name
+ * cannot hold as "_" (the same rule as pgreplica's config default).
+ */
+export function slotNameOf(id: string): string {
+  return id.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, 63);
 }
 
 /** How to stop a node: `fast` rolls back sessions, `immediate` skips the shutdown checkpoint. */
@@ -42,10 +56,13 @@ export class PostgresNode {
   readonly logFile: string;
   /** Role the node was created with. */
   readonly initialRole: SandboxNodeRole;
+  /** The physical slot it streams through as a replica (and its application_name). */
+  readonly slotName: string;
   readonly #ctx: NodeContext;
 
   constructor(id: string, initialRole: SandboxNodeRole, port: number, dataDir: string, ctx: NodeContext) {
     this.id = id;
+    this.slotName = slotNameOf(id);
     this.initialRole = initialRole;
     this.port = port;
     this.dataDir = dataDir;
@@ -192,7 +209,35 @@ export class PostgresNode {
    * primary_conninfo and slot in postgresql.auto.conf (and any read-only
    * fencing setting removed), start. What a switchover's rejoin hook does.
    */
-  async rejoin(primary: { host: string; port: number }, replication: { user: string; password: string }, slotName = this.id): Promise<void> {
+  /**
+   * Writes the node's own settings (port, socket directory, …) to node.conf in
+   * its data directory, which postgresql.conf includes.
+   */
+  writeNodeConf(): void {
+    const settings: Record<string, string | number | boolean> = {
+      port: this.port,
+      listen_addresses: '127.0.0.1',
+      unix_socket_directories: this.#ctx.socketDir,
+      cluster_name: `pgreplica-${this.id}`,
+      shared_buffers: '32MB',
+      max_connections: 100,
+      // A sandbox survives process crashes, not power loss: skip fsync for speed.
+      fsync: 'off',
+      max_wal_size: '256MB',
+      wal_keep_size: '64MB',
+      max_slot_wal_keep_size: '1GB',
+      log_line_prefix: '%m [%p] %q%u@%d ',
+      ...this.#ctx.settings,
+    };
+    const text = `# Written by the pgreplica sandbox for node ${this.id}.\n${Object.entries(settings)
+      .map(([k, v]) => `${k} = ${quoteConf(v)}`)
+      .join('\n')}\n`;
+    const path = join(this.dataDir, 'node.conf');
+    writeFileSync(path, text, { mode: 0o600 });
+    if (this.#ctx.user.switchUser) chownSync(path, this.#ctx.user.uid, this.#ctx.user.gid);
+  }
+
+  async rejoin(primary: { host: string; port: number }, replication: { user: string; password: string }, slotName = this.slotName): Promise<void> {
     await this.stop('fast');
     const { name, password } = this.#ctx.superuser;
     await runCommand(
@@ -200,11 +245,13 @@ export class PostgresNode {
       ['--target-pgdata', this.dataDir, '--source-server', `host=${primary.host} port=${primary.port} user=${name} dbname=${this.#ctx.database}`],
       { user: this.#ctx.user, env: { PGPASSWORD: password }, timeoutMs: 120_000 },
     );
+    // pg_rewind copied the source's files, its node.conf (its port) included: this node's own again.
+    this.writeNodeConf();
     const auto = join(this.dataDir, 'postgresql.auto.conf');
     const kept = readFileSync(auto, 'utf8')
       .split('\n')
-      .filter((line) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only|recovery_target_timeline)\s*=/.test(line));
-    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} password=${replication.password} application_name=${this.id}`;
+      .filter((line) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only|synchronous_standby_names|recovery_target_timeline)\s*=/.test(line));
+    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} password=${replication.password} application_name=${this.slotName}`;
     kept.push(`primary_conninfo = '${conninfo.replaceAll("'", "''")}'`, `primary_slot_name = '${slotName}'`, "recovery_target_timeline = 'latest'", '');
     writeFileSync(auto, kept.join('\n'));
     writeFileSync(join(this.dataDir, 'standby.signal'), '');

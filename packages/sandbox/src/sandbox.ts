@@ -8,7 +8,7 @@ import { findBinaries, type Binaries } from './binaries.js';
 import { SandboxError } from './errors.js';
 import { resolveServerUser, runCommand } from './exec.js';
 import { destroySandbox, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
-import { type NodeContext, PostgresNode, type StopMode } from './postgres-node.js';
+import { type NodeContext, PostgresNode, slotNameOf, type StopMode } from './postgres-node.js';
 import { freePort } from './ports.js';
 import { RedisServer } from './redis-server.js';
 
@@ -19,6 +19,12 @@ export interface SandboxOptions {
    * @default 2
    */
   replicas?: number;
+  /**
+   * Node ids, the primary first (overrides `replicas`): e.g. `['pg-1', 'DB.East']`
+   * to exercise ids that are not slot names.
+   * @default ['p1', 'r1', 'r2', …]
+   */
+  nodeIds?: string[];
   /**
    * Start a redis-server too.
    * @default true
@@ -69,11 +75,13 @@ export interface SandboxState {
   database: string;
   replicationUser: { name: string; password: string };
   nodes: { id: string; port: number; dataDir: string }[];
+  /** Extra settings of every node (node.conf). */
+  settings?: Record<string, string | number | boolean> | undefined;
 }
 
 /** One row of {@link Sandbox.replicationStatus}. */
 export interface ReplicationRow {
-  /** Node id (= slot name = application_name). */
+  /** Node id (its slot name and application_name are {@link slotNameOf} it). */
   id: string;
   state: string | null;
   syncState: string | null;
@@ -87,9 +95,6 @@ function password(): string {
   return randomBytes(18).toString('base64url');
 }
 
-function quoteConf(value: string | number | boolean): string {
-  return typeof value === 'string' ? `'${value.replaceAll("'", "''")}'` : String(value);
-}
 
 /**
  * A PostgreSQL primary, its streaming replicas and a Redis, on free loopback
@@ -148,6 +153,7 @@ export class Sandbox {
       database: String(node.database),
       replicationUser: this.replicationUser,
       nodes: this.nodes.map((n) => ({ id: n.id, port: n.port, dataDir: n.dataDir })),
+      settings: this.#ctx.settings,
     };
     writeFileSync(path, JSON.stringify(state), { mode: 0o600 });
     return path;
@@ -180,8 +186,9 @@ export class Sandbox {
         WHERE s.slot_type = 'physical'
         ORDER BY s.slot_name`,
     );
+    const bySlot = new Map(this.nodes.map((n) => [n.slotName, n.id]));
     return rows.map((r) => ({
-      id: r.id,
+      id: bySlot.get(r.id) ?? r.id,
       state: r.state,
       syncState: r.sync_state,
       slotActive: r.active,
@@ -266,9 +273,14 @@ function startReaper(baseDir: string): ChildProcess {
  * @throws SandboxError when a server cannot start; nothing is left running then.
  */
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
-  const replicaCount = options.replicas ?? DEFAULT_SANDBOX_OPTIONS.replicas;
+  const replicaCount = options.nodeIds ? options.nodeIds.length - 1 : (options.replicas ?? DEFAULT_SANDBOX_OPTIONS.replicas);
   if (!Number.isInteger(replicaCount) || replicaCount < 0 || replicaCount > MAX_REPLICAS) {
     throw new SandboxError('invalid-option', `replicas must be an integer from 0 to ${MAX_REPLICAS}, got ${replicaCount}`);
+  }
+  const ids = options.nodeIds ?? ['p1', ...Array.from({ length: replicaCount }, (_, i) => `r${i + 1}`)];
+  const slots = new Set(ids.map(slotNameOf));
+  if (ids.length === 0 || slots.size !== ids.length || ids.some((id) => !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(id))) {
+    throw new SandboxError('invalid-option', `nodeIds must be distinct ids of 1-63 letters, digits, "_", "." or "-" with distinct slot names, got ${JSON.stringify(ids)}`);
   }
   const replicationUserName = options.replicationUser ?? DEFAULT_SANDBOX_OPTIONS.replicationUser;
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(replicationUserName)) {
@@ -319,34 +331,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
     const superuser = { name: 'postgres', password: password() };
     const replicationUser = { name: replicationUserName, password: password() };
-    const ctx: NodeContext = { pgBinDir: binaries.pgBinDir, user, logDir, socketDir, superuser, database: 'postgres' };
+    const ctx: NodeContext = { pgBinDir: binaries.pgBinDir, user, logDir, socketDir, superuser, database: 'postgres', settings: options.settings };
 
-    const nodeConf = (node: PostgresNode) => {
-      const settings: Record<string, string | number | boolean> = {
-        port: node.port,
-        listen_addresses: '127.0.0.1',
-        unix_socket_directories: socketDir,
-        cluster_name: `pgreplica-${node.id}`,
-        shared_buffers: '32MB',
-        max_connections: 100,
-        // A sandbox survives process crashes, not power loss: skip fsync for speed.
-        fsync: 'off',
-        max_wal_size: '256MB',
-        wal_keep_size: '64MB',
-        max_slot_wal_keep_size: '1GB',
-        log_line_prefix: '%m [%p] %q%u@%d ',
-        ...options.settings,
-      };
-      const text = `# Written by the pgreplica sandbox for node ${node.id}.\n${Object.entries(settings)
-        .map(([k, v]) => `${k} = ${quoteConf(v)}`)
-        .join('\n')}\n`;
-      const path = join(node.dataDir, 'node.conf');
-      writeFileSync(path, text, { mode: 0o600 });
-      own(path);
-    };
+    const nodeConf = (node: PostgresNode) => node.writeNodeConf();
 
     // --- primary ---
-    const primary = new PostgresNode('p1', 'primary', await freePort(), join(baseDir, 'p1'), ctx);
+    const [primaryId, ...replicaIds] = ids;
+    const primary = new PostgresNode(primaryId!, 'primary', await freePort(), join(baseDir, slotNameOf(primaryId!)), ctx);
     const pwFile = join(confDir, 'superuser.pw');
     writeFileSync(pwFile, `${superuser.password}\n`, { mode: 0o600 });
     own(pwFile);
@@ -373,9 +364,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
     // --- replicas, seeded by deploy/postgres/replica-setup.sh ---
     const replicas: PostgresNode[] = [];
-    for (let i = 1; i <= replicaCount; i++) {
-      replicas.push(new PostgresNode(`r${i}`, 'replica', await freePort(), join(baseDir, `r${i}`), ctx));
-    }
+    for (const id of replicaIds) replicas.push(new PostgresNode(id, 'replica', await freePort(), join(baseDir, slotNameOf(id)), ctx));
     const seed = async (replica: PostgresNode) => {
       manifest.postgres.push({ id: replica.id, dataDir: replica.dataDir });
       writeManifest(manifest);
@@ -391,8 +380,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
             PRIMARY_ADMIN_PASSWORD: superuser.password,
             PG_BINDIR: binaries.pgBinDir,
             REPLICA_DATA_DIR: replica.dataDir,
-            REPLICA_SLOT_NAME: replica.id,
-            REPLICA_APPLICATION_NAME: replica.id,
+            REPLICA_SLOT_NAME: replica.slotName,
+            REPLICA_APPLICATION_NAME: replica.slotName,
             REPLICA_LOG_FILE: join(logDir, `setup-${replica.id}.log`),
           },
         },

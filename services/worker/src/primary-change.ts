@@ -30,7 +30,10 @@ export async function promoteNode(ctx: JobContext, nodeId: string): Promise<void
  */
 export async function recordEpochInDatabase(ctx: JobContext, record: PrimaryRecord): Promise<void> {
   await ctx.cluster.withClient(record.primaryId, async (client) => {
-    await client.query(PGREPLICA_SCHEMA_SQL);
+    // Created by an admin beforehand is fine (42501: not ours to alter); the write below still needs its rights.
+    await client.query(PGREPLICA_SCHEMA_SQL).catch((err: unknown) => {
+      if ((err as { code?: string }).code !== '42501') throw err;
+    });
     const params = [record.epoch, record.primaryId, record.systemIdentifier, record.cause, record.previousPrimaryId ?? null, record.at, null];
     const { rows } = await client.query<{ primary_id: string }>(EPOCH_WRITE_QUERY, params);
     const stored = rows[0]?.primary_id;
