@@ -60,6 +60,16 @@ export class RemediationLedger extends BusKeyed {
     return since;
   }
 
+  /** The synchronous standbys recorded for an epoch's primary (durability: synchronous). */
+  async syncRecord(epoch: number): Promise<{ members: string[]; floorLsn: string | null } | null> {
+    const raw = await this.redis.get(this.keys.syncStandbys(epoch));
+    return raw ? (JSON.parse(raw) as { members: string[]; floorLsn: string | null }) : null;
+  }
+
+  async setSyncRecord(epoch: number, record: { members: string[]; floorLsn: string | null }): Promise<void> {
+    await this.redis.set(this.keys.syncStandbys(epoch), JSON.stringify(record), 'PX', PROGRESS_TTL_MS);
+  }
+
   /** Forgets a slot (dropped). */
   async forgetSlot(slotName: string): Promise<void> {
     await this.redis.hdel(this.keys.slotsInactiveSince, slotName);

@@ -10,3 +10,5 @@ export { planSlotDrops, SlotWatch } from './slots.js';
 export type { SlotDropPlan, SlotPolicy, SlotRow } from './slots.js';
 export { livingWitnesses, observeWitnesses, witnessFreshWithinMs } from './witnesses.js';
 export type { WitnessInput, WitnessObservation, WitnessRules } from './witnesses.js';
+export { synchronousStandbyNames, syncCandidates } from './sync-standbys.js';
+export type { SyncCandidates, SyncRecord } from './sync-standbys.js';

@@ -14,8 +14,9 @@ export {
   repointJobSchema,
   slotCleanupJobSchema,
   switchoverJobSchema,
+  syncStandbysJobSchema,
 } from './jobs.js';
-export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob } from './jobs.js';
+export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob, SyncStandbysJob } from './jobs.js';
 export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN, redisRetryDelayMs } from './keys.js';
 export type { BusKeys } from './keys.js';
 export { bigIntToLsn, compareLsn, isLsn, isoTimeSchema, LSN_PATTERN_SOURCE, lsnDiffBytes, lsnSchema, lsnToBigInt } from './lsn.js';

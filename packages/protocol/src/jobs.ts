@@ -5,7 +5,7 @@ import { isoTimeSchema } from './lsn.js';
 export const REMEDIATION_QUEUE = 'remediation';
 
 /** Job names the worker understands. */
-export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint', 'fence'] as const;
+export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint', 'fence', 'sync-standbys'] as const;
 /** @see JOB_NAMES */
 export type JobName = (typeof JOB_NAMES)[number];
 
@@ -74,8 +74,21 @@ export const fenceJobSchema = z.strictObject({
 /** @see fenceJobSchema */
 export type FenceJob = z.infer<typeof fenceJobSchema>;
 
+/**
+ * Payload of `sync-standbys` (`failover.durability: synchronous`): make the
+ * primary's synchronous standbys the replicas that stream from it now.
+ */
+export const syncStandbysJobSchema = z.strictObject({
+  cluster: z.string(),
+  epoch: z.number().int().min(0),
+  reason: z.string(),
+});
+/** @see syncStandbysJobSchema */
+export type SyncStandbysJob = z.infer<typeof syncStandbysJobSchema>;
+
 /** Payload type of each job name. */
 export interface JobPayloadMap {
+  'sync-standbys': SyncStandbysJob;
   'slot-cleanup': SlotCleanupJob;
   promote: PromoteJob;
   switchover: SwitchoverJob;
@@ -90,6 +103,7 @@ export const JOB_SCHEMAS = {
   switchover: switchoverJobSchema,
   repoint: repointJobSchema,
   fence: fenceJobSchema,
+  'sync-standbys': syncStandbysJobSchema,
 } as const satisfies { [K in JobName]: z.ZodType<JobPayloadMap[K]> };
 
 /**

@@ -47,6 +47,8 @@ export interface BusKeys {
   readonly fence: string;
   /** Progress of the promotion of one epoch, so a restarted worker resumes instead of promoting twice. */
   promotion(epoch: number): string;
+  /** The synchronous standbys of an epoch's primary and the position the set last changed at (durability: synchronous). */
+  syncStandbys(epoch: number): string;
   /** Hash: slot name → when the worker first saw it inactive (ms), for the slot grace period. */
   readonly slotsInactiveSince: string;
   /** Prefix for BullMQ queues, hash-tagged like the rest. */
@@ -74,6 +76,7 @@ export function busKeys(cluster: string): BusKeys {
     fence: `${base}:fence`,
     promotion: (epoch: number) => `${base}:promotion:e${epoch}`,
     slotsInactiveSince: `${base}:slots:inactive-since`,
+    syncStandbys: (epoch: number) => `${base}:sync:e${epoch}`,
     paused: `${base}:paused`,
     queuePrefix: base,
   });

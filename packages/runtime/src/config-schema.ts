@@ -168,6 +168,15 @@ export const configFileSchema = z
          * a probe interval: an idle primary leaves a healthy receiver silent that long).
          */
         witnessFreshMs: ms('failover.witnessFreshMs').default(5_000),
+        /**
+         * `async`: replicas follow as fast as they can; a kill -9 of the primary can
+         * lose the tail they had not received (reported as lostBytes).
+         * `synchronous`: the worker keeps `synchronous_standby_names = 'ANY 1 (…)'`
+         * over the replicas streaming from the primary (dropping dead ones so writes
+         * do not block), and a failover promotes only one of them, never one that
+         * may miss an acknowledged commit.
+         */
+        durability: z.enum(['async', 'synchronous']).default('async'),
       })
       .prefault({}),
     slots: z

@@ -1,4 +1,4 @@
-import { decideFailover, type FailoverDecision, observeWitnesses, SlotWatch } from '@pgreplica/decisions';
+import { decideFailover, type FailoverDecision, observeWitnesses, SlotWatch, synchronousStandbyNames } from '@pgreplica/decisions';
 import type { NodeSample, RoundAssessment } from '@pgreplica/probe';
 import { jobId, type JobName, type JobPayloadMap, type PrimaryRecord } from '@pgreplica/protocol';
 import type { Config } from '@pgreplica/runtime';
@@ -36,6 +36,26 @@ export class RemediationPlanner {
     this.#config = config;
   }
 
+  /**
+   * With `failover.durability: synchronous`, a `sync-standbys` job when the
+   * primary's `synchronous_standby_names` is not `ANY 1` of the configured
+   * replicas (not `nofailover`) streaming from it now.
+   */
+  #syncJob(round: RoundAssessment, record: PrimaryRecord): PlannedJob | null {
+    const sample = round.primarySample;
+    if (this.#config.failover.durability !== 'synchronous' || !sample) return null;
+    const streaming = new Set(sample.standbys.filter((s) => s.state === 'streaming').map((s) => s.applicationName));
+    const members = this.#config.nodes.filter((n) => n.id !== record.primaryId && !n.tags.includes('nofailover') && streaming.has(n.slotName));
+    const desired = synchronousStandbyNames(members.map((m) => m.slotName));
+    if (sample.synchronousStandbyNames === desired) return null;
+    const cluster = this.#config.cluster;
+    return {
+      name: 'sync-standbys',
+      payload: { cluster, epoch: record.epoch, reason: `synchronous_standby_names is '${sample.synchronousStandbyNames}', streaming replicas make it '${desired}'` },
+      dedupeId: jobId('sync-standbys', { cluster, epoch: record.epoch }),
+    };
+  }
+
   /** The plan for one round, given who is primary (`record`), the pause flag and each node's latest sample. */
   plan(round: RoundAssessment, record: PrimaryRecord | null, paused: boolean, sampleOf: (nodeId: string) => NodeSample | null, nowMs: number): RemediationPlan {
     const cluster = this.#config.cluster;
@@ -60,6 +80,8 @@ export class RemediationPlanner {
     }
     if (!record) return { jobs, suppressed: null };
     const primaryId = record.primaryId;
+    const sync = this.#syncJob(round, record);
+    if (sync) jobs.push(sync);
     // A writable node that is not the primary of the epoch (a returning old
     // primary, a replica promoted by hand): have the worker fence it.
     for (const node of round.nodes) {

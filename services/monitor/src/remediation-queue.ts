@@ -13,6 +13,7 @@ export const RETRIGGER_AFTER_MS: Record<PlannedJob['name'], number> = {
   switchover: 0,
   repoint: 5_000,
   'slot-cleanup': 60_000,
+  'sync-standbys': 2_000,
 };
 
 /**

@@ -26,6 +26,13 @@ export interface JobContext {
   changed: string[];
 }
 
+/**
+ * How long the change lock outlives a worker that died holding it (it is
+ * renewed every third of this while held; the same job re-delivered takes it
+ * over at once).
+ */
+export const CHANGE_LOCK_TTL_MS = 5_000;
+
 /** Throws when the worker is shutting down, before a destructive step. */
 export function checkAbort(ctx: JobContext, step: string): void {
   if (ctx.signal?.aborted) throw new Error(`worker shutting down: stopped before ${step}`);

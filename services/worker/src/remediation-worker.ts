@@ -11,6 +11,7 @@ import { fence } from './jobs/fence.js';
 import { promote } from './jobs/promote.js';
 import { slotCleanup } from './jobs/slot-cleanup.js';
 import { switchover } from './jobs/switchover.js';
+import { syncStandbys } from './jobs/sync-standbys.js';
 import { repoint } from './repoint.js';
 
 /** Lifecycle of a {@link RemediationWorker}. */
@@ -151,6 +152,9 @@ export class RemediationWorker {
           break;
         case 'fence':
           result = await fence(JOB_SCHEMAS.fence.parse(job.data), ctx, String(job.id));
+          break;
+        case 'sync-standbys':
+          result = await syncStandbys(JOB_SCHEMAS['sync-standbys'].parse(job.data), ctx, String(job.id));
           break;
         case 'repoint': {
           const data = JOB_SCHEMAS.repoint.parse(job.data);

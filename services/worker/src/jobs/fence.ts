@@ -2,9 +2,8 @@ import { decideFence } from '@pgreplica/decisions';
 import type { FenceJob } from '@pgreplica/protocol';
 import { currentAuthority } from '../authority.js';
 import { sampleOf } from '../cluster-access.js';
-import { checkAbort, type JobContext } from '../context.js';
+import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext } from '../context.js';
 import { fenceNode } from '../fencing.js';
-import { CHANGE_LOCK_TTL_MS } from './promote.js';
 
 /** What a fence job did. */
 export interface FenceResult {

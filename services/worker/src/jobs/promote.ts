@@ -1,14 +1,15 @@
 import type { HeldLock } from '@pgreplica/bus';
-import { chooseCandidate, decidePromotion, observeWitnesses, type WitnessObservation } from '@pgreplica/decisions';
+import { chooseCandidate, decidePromotion, observeWitnesses, syncCandidates, type WitnessObservation } from '@pgreplica/decisions';
 import type { ProbeResult } from '@pgreplica/probe';
-import { lsnDiffBytes, type PrimaryRecord, type PromoteJob, parseEvent } from '@pgreplica/protocol';
+import { lsnDiffBytes, type NodeState, type PrimaryRecord, type PromoteJob, parseEvent } from '@pgreplica/protocol';
 import { UnrecoverableError } from 'bullmq';
 import { currentAuthority } from '../authority.js';
 import { sampleOf } from '../cluster-access.js';
-import { checkAbort, type JobContext, waitUntil } from '../context.js';
+import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext, waitUntil } from '../context.js';
 import { fenceNode } from '../fencing.js';
 import { completePromotion, repointReplicas } from '../primary-change.js';
 import type { RepointOutcome } from '../repoint.js';
+import { applySyncStandbys } from './sync-standbys.js';
 
 /** What a promote job did. */
 export interface PromoteResult {
@@ -21,20 +22,12 @@ export interface PromoteResult {
   phasesMs?: Record<string, number>;
 }
 
-/**
- * How long the change lock outlives a worker that died holding it (it is
- * renewed every third of this while held; the same job re-delivered takes it
- * over at once).
- */
-export const CHANGE_LOCK_TTL_MS = 5_000;
-
-/** The last position the monitor saw on the old primary (its snapshot keeps it in replayLsn). */
-async function lastOldPrimaryLsn(ctx: JobContext, primaryId: string): Promise<string | null> {
+/** The nodes of the monitor's last snapshot (verified): their last known positions. */
+async function lastSnapshotNodes(ctx: JobContext): Promise<NodeState[]> {
   const raw = await ctx.authority.snapshotRaw();
-  if (!raw) return null;
+  if (!raw) return [];
   const parsed = parseEvent(raw, { cluster: ctx.config.cluster, key: ctx.config.busKey });
-  if (!parsed.ok || parsed.event.type !== 'snapshot') return null;
-  return parsed.event.topology.nodes.find((n) => n.id === primaryId)?.replayLsn ?? null;
+  return parsed.ok && parsed.event.type === 'snapshot' ? parsed.event.topology.nodes : [];
 }
 
 /** Why an automatic failover may not run now: paused, or inside the anti-flapping window. */
@@ -109,7 +102,9 @@ async function runFailover(
   };
   const primarySample = sampleOf(probes.get(oldPrimary.id));
   const observations = witnesses(ctx, probes, oldPrimary.id);
-  const lastOld = await lastOldPrimaryLsn(ctx, oldPrimary.id);
+  const lastSeen = await lastSnapshotNodes(ctx);
+  // The old primary's last position the monitor saw (its snapshot keeps it in replayLsn).
+  const lastOld = lastSeen.find((n) => n.id === oldPrimary.id)?.replayLsn ?? null;
   let inputs: Record<string, unknown> = { epoch: record.epoch, oldPrimary: oldPrimary.id, lastOldPrimaryLsn: lastOld, primaryReachable: primarySample !== null, observations };
   const verdict = decidePromotion({ primaryWritable: primarySample !== null && !primarySample.inRecovery, witnesses: observations });
 
@@ -133,8 +128,19 @@ async function runFailover(
       return { outcome: 'suppressed', epoch: record.epoch, primaryId: record.primaryId, reason: suppressed.detail };
     }
     if (!verdict.proceed) return abort(verdict.reason, inputs);
+    let eligible = observations;
+    if (ctx.config.failover.durability === 'synchronous') {
+      const sync = syncCandidates({
+        record: await ctx.ledger.syncRecord(record.epoch),
+        reachable: new Map(observations.filter((o) => o.reachable).map((o) => [o.nodeId, o.receiveLsn])),
+        lastKnown: new Map(lastSeen.map((n) => [n.id, n.receiveLsn])),
+      });
+      inputs = { ...inputs, sync };
+      if (!sync.ok) return abort(sync.reason, inputs);
+      eligible = observations.filter((o) => sync.allowed.includes(o.nodeId));
+    }
     const choice = chooseCandidate({
-      observations,
+      observations: eligible,
       nodes: ctx.cluster.nodes,
       maxLagOnFailoverBytes: ctx.config.failover.maxLagOnFailoverBytes,
       lastPrimaryLsn: lastOld,
@@ -182,6 +188,7 @@ async function runFailover(
   phasesMs.publish = done.publishMs;
   const repointStarted = Date.now();
   const repointed = await repointReplicas(ctx, probes, next.primaryId, oldPrimary.id);
+  if (ctx.config.failover.durability === 'synchronous') await applySyncStandbys(ctx, next);
   phasesMs.repoint = Date.now() - repointStarted;
   phasesMs.total = Date.now() - started + phasesMs.detect!;
   if (job.automatic) await ctx.ledger.recordFailover(Date.now());

@@ -4,12 +4,12 @@ import { UnrecoverableError } from 'bullmq';
 import type pg from 'pg';
 import { currentAuthority } from '../authority.js';
 import { type NodeAddress, sampleOf } from '../cluster-access.js';
-import { checkAbort, type JobContext, waitUntil } from '../context.js';
+import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext, waitUntil } from '../context.js';
 import { closeDatabases, openTransactions, terminateClientSessions } from '../fencing.js';
 import { nodeEnv, runHook } from '../hooks.js';
 import { completePromotion, repointReplicas } from '../primary-change.js';
 import { ensureSlot, type RepointOutcome } from '../repoint.js';
-import { CHANGE_LOCK_TTL_MS } from './promote.js';
+import { applySyncStandbys } from './sync-standbys.js';
 
 /** What a switchover job did. */
 export interface SwitchoverResult {
@@ -216,6 +216,7 @@ async function finish(
 
   const repointStarted = Date.now();
   const repointed = await repointReplicas(ctx, probes, candidateId, oldPrimary.id);
+  if (ctx.config.failover.durability === 'synchronous') await applySyncStandbys(ctx, next);
   phasesMs.repoint = Date.now() - repointStarted;
 
   // The old primary rejoins as a replica of the new one (host access: the rejoin hook), else it
