@@ -7,187 +7,25 @@
  * monitor holds the lease / no topology yet; 5 unknown node.
  */
 import { randomUUID } from 'node:crypto';
-import { AuthorityStore, connectRedis, duplicateFor } from '@pgreplica/bus';
-import {
-  type BusEvent,
-  busKeys,
-  type BusKeys,
-  jobId,
-  type JobPayloadMap,
-  type NodeState,
-  parseEvent,
-  parsePrimaryRecord,
-  REMEDIATION_QUEUE,
-  type Topology,
-} from '@pgreplica/protocol';
-import { type Config, ConfigError, databaseSsl, loadConfig } from '@pgreplica/runtime';
-import { Queue, QueueEvents } from 'bullmq';
+import { AuthorityStore, duplicateFor } from '@pgreplica/bus';
+import { jobId, parseEvent, parsePrimaryRecord } from '@pgreplica/protocol';
+import { databaseSsl } from '@pgreplica/runtime';
 import { Command, CommanderError, Option } from 'commander';
-import type { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
+import { CliError, type CliIo, loadTopology, requireLeader, requireNode, runJob, withCtx } from './context.js';
+import { formatEvent, formatStatus, table } from './format.js';
 
-/** An error with the exit code it means. */
-export class CliError extends Error {
-  override readonly name = 'CliError';
-  readonly exitCode: number;
-
-  constructor(exitCode: number, message: string) {
-    super(message);
-    this.exitCode = exitCode;
-  }
-}
-
-/** Where the CLI writes; injectable for tests. */
-export interface CliIo {
-  out(text: string): void;
-  err(text: string): void;
-  env: NodeJS.ProcessEnv;
-  /** Resolves when the user interrupts `watch`. */
-  interrupted?: Promise<void>;
-}
-
-interface Ctx {
-  config: Config;
-  keys: BusKeys;
-  redis: Redis | Cluster;
-  io: CliIo;
-  json: boolean;
-}
-
-async function withCtx<T>(configPath: string, json: boolean, io: CliIo, fn: (ctx: Ctx) => Promise<T>): Promise<T> {
-  let config: Config;
-  try {
-    config = loadConfig(configPath, io.env);
-  } catch (err) {
-    if (err instanceof ConfigError) throw new CliError(2, err.message);
-    throw err;
-  }
-  const redis = connectRedis(config.redis, 'oneshot', 'pgreplica-cli');
-  redis.on('error', () => {});
-  try {
-    await redis.connect();
-    await redis.ping();
-  } catch (err) {
-    redis.disconnect();
-    const where = 'url' in config.redis ? config.redis.url.replace(/\/\/[^@/]*@/, '//***@') : 'the configured Redis';
-    throw new CliError(3, `Redis at ${where} does not answer (${(err as Error).message}); check that it runs and the address`);
-  }
-  try {
-    return await fn({ config, keys: busKeys(config.cluster), redis, io, json });
-  } finally {
-    redis.disconnect();
-  }
-}
-
-async function requireLeader(ctx: Ctx): Promise<string> {
-  const leader = await ctx.redis.get(ctx.keys.leader);
-  if (!leader) throw new CliError(4, `no monitor holds the lease for cluster "${ctx.config.cluster}": start pgreplica-monitor (nothing is being watched)`);
-  return leader;
-}
-
-async function loadTopology(ctx: Ctx): Promise<Topology> {
-  const raw = await ctx.redis.get(ctx.keys.topology);
-  if (!raw) throw new CliError(4, `no topology published for cluster "${ctx.config.cluster}" yet: is pgreplica-monitor running against this Redis?`);
-  const parsed = parseEvent(raw, { cluster: ctx.config.cluster, key: ctx.config.busKey });
-  if (!parsed.ok) throw new CliError(1, `the stored topology failed verification (${parsed.rejection}): ${parsed.detail}`);
-  if (parsed.event.type !== 'snapshot') throw new CliError(1, 'the stored topology is not a snapshot');
-  return parsed.event.topology;
-}
-
-function requireNode(ctx: Ctx, id: string): void {
-  if (!ctx.config.nodes.some((n) => n.id === id)) {
-    throw new CliError(5, `unknown node "${id}"; nodes of cluster ${ctx.config.cluster}: ${ctx.config.nodes.map((n) => n.id).join(', ')}`);
-  }
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
-
-function age(iso: string): string {
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)}m` : `${Math.round(s / 3600)}h`;
-}
-
-function formatStatus(t: Topology, leader: string, paused: boolean): string {
-  const rows = [['NODE', 'ROLE', 'STATUS', 'REASON', 'LAG', 'LAG BYTES', 'LSN', 'SINCE']];
-  for (const n of t.nodes) {
-    rows.push([
-      n.id + (n.id === t.primaryId ? '*' : ''),
-      n.role,
-      n.status,
-      n.reason,
-      n.lagMs === null ? '-' : `${n.lagMs}ms`,
-      n.lagBytes === null ? '-' : String(n.lagBytes),
-      n.replayLsn ?? '-',
-      age(n.since),
-    ]);
-  }
-  return `cluster ${t.cluster}, epoch ${t.epoch}, primary ${t.primaryId ?? '?'}, monitor ${leader}, observed ${age(t.observedAt)} ago${paused ? ', AUTOMATIC REMEDIATION PAUSED' : ''}\n${table(rows)}`;
-}
-
-function formatEvent(e: BusEvent): string {
-  const base = `${e.at} ${e.type.padEnd(20)} t${e.term}/s${e.seq} e${e.epoch}`;
-  switch (e.type) {
-    case 'node.status':
-      return `${base} ${e.nodeId}: ${e.from} -> ${e.to} (${e.reason}${e.detail ? `: ${e.detail}` : ''})`;
-    case 'primary.changed':
-      return `${base} ${e.fromId ?? '?'} -> ${e.toId} (${e.cause})`;
-    case 'snapshot':
-      return `${base} primary ${e.topology.primaryId}, ${e.topology.nodes.map((n: NodeState) => `${n.id}=${n.status}`).join(' ')}`;
-    case 'failover.suppressed':
-    case 'failover.aborted':
-      return `${base} ${e.failedPrimaryId}: ${e.reason}`;
-    case 'failover.finished':
-      return `${base} ${e.fromId} -> ${e.toId}, lost ${e.lostBytes ?? '?'} bytes, ${JSON.stringify(e.phasesMs)}`;
-    case 'switchover.finished':
-      return `${base} ${e.fromId} -> ${e.toId} ok=${e.ok}, write pause ${Math.round(e.writePauseMs)} ms${e.detail ? `: ${e.detail}` : ''}`;
-    case 'slot.dropped':
-      return `${base} ${e.slotName}${e.dryRun ? ' (dry run)' : ''}, retained ${e.retainedBytesBefore} -> ${e.retainedBytesAfter} bytes`;
-    case 'remediation.failed':
-      return `${base} ${e.job} ${e.jobId}: ${e.error}`;
-    default:
-      return base;
-  }
-}
-
-async function runJob<N extends 'promote' | 'switchover' | 'slot-cleanup'>(ctx: Ctx, name: N, data: JobPayloadMap[N], id: string, wait: boolean, timeoutMs: number): Promise<unknown> {
-  const connection = duplicateFor(ctx.redis, 'bullmq');
-  const queue = new Queue(REMEDIATION_QUEUE, { connection, prefix: ctx.keys.queuePrefix });
-  const events = wait ? new QueueEvents(REMEDIATION_QUEUE, { connection: duplicateFor(ctx.redis, 'bullmq'), prefix: ctx.keys.queuePrefix }) : undefined;
-  try {
-    await events?.waitUntilReady();
-    const job = await queue.add(name, data, { jobId: id, attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 });
-    if (!wait) {
-      ctx.io.out(ctx.json ? JSON.stringify({ enqueued: name, jobId: job.id }) : `enqueued ${name} job ${job.id}`);
-      return undefined;
-    }
-    try {
-      const value = (await job.waitUntilFinished(events!, timeoutMs)) as { result?: { outcome?: string; reason?: string } };
-      ctx.io.out(ctx.json ? JSON.stringify(value) : `${name} ${job.id}: ${JSON.stringify(value?.result ?? value, null, 2)}`);
-      const outcome = value?.result?.outcome;
-      if (outcome === 'aborted' || outcome === 'suppressed') throw new CliError(1, `${name} ${outcome}: ${value?.result?.reason ?? ''}`);
-      return value;
-    } catch (err) {
-      if (err instanceof CliError) throw err;
-      throw new CliError(1, `${name} job ${job.id} failed: ${(err as Error).message}`);
-    }
-  } finally {
-    await events?.close().catch(() => {});
-    await queue.close().catch(() => {});
-    connection.disconnect();
-  }
-}
+export { CliError } from './context.js';
+export type { CliIo } from './context.js';
 
 /** Builds the program; `io` makes it testable in-process. */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('pgreplica')
-    .description('Operate a pgreplica cluster: status, events, failover, switchover, slots, pause.')
-    .requiredOption('-c, --config <file>', 'the monitor/worker config file (YAML or JSON)', io.env.PGREPLICA_CONFIG)
+    .description('Operate a pgreplica cluster: status, watch, events, promote, switchover, rejoin, slots, pause, resume.')
+    .option('-c, --config <file>', 'the config file (YAML or JSON); default: PGREPLICA_CONFIG, else the sandbox `npm start` runs in this checkout')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) });
-  const opts = () => program.opts<{ config: string }>();
+  const opts = () => program.opts<{ config?: string }>();
   const jsonOption = () => new Option('--json', 'machine-readable output');
 
   program
@@ -211,7 +49,17 @@ export function buildProgram(io: CliIo): Command {
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         await requireLeader(ctx);
         const sub = duplicateFor(ctx.redis, 'subscriber');
+        // Redis going away is said, never silent: the subscription reconnects (and says so) until Ctrl-C.
+        let lost = false;
         sub.on('error', () => {});
+        sub.on('close', () => {
+          if (!lost) io.err('pgreplica: lost the connection to Redis; reconnecting (events published meanwhile are missed: see `pgreplica events`)');
+          lost = true;
+        });
+        sub.on('ready', () => {
+          if (lost) io.err('pgreplica: reconnected to Redis');
+          lost = false;
+        });
         sub.on('message', (_c: string, message: string) => {
           const parsed = parseEvent(message, { cluster: ctx.config.cluster, key: ctx.config.busKey });
           if (!parsed.ok) io.err(`dropped an event that failed verification: ${parsed.rejection}`);
@@ -247,7 +95,7 @@ export function buildProgram(io: CliIo): Command {
     .command('promote')
     .description('fail over: promote a replica (the worker re-checks that the primary is gone)')
     .option('--to <id>', 'the replica to promote (default: the most advanced)')
-    .option('--dry-run', 'decide and report, change nothing')
+    .option('--dry-run', 'decide and report the verdict, change nothing (waits for it)')
     .option('--wait', 'wait for the job and print its result')
     .option('--timeout-ms <ms>', 'how long --wait waits', '120000')
     .addOption(jsonOption())
@@ -267,7 +115,8 @@ export function buildProgram(io: CliIo): Command {
           detectedAt: new Date().toISOString(),
         };
         // Manual jobs get their own id; the worker's compare-and-set on the epoch still allows one promotion per epoch.
-        await runJob(ctx, 'promote', data, `${jobId('promote', { cluster: ctx.config.cluster, epoch: record.epoch })}.manual.${randomUUID()}`, o.wait === true, Number(o.timeoutMs));
+        // A dry run is only its verdict: always wait for it.
+        await runJob(ctx, 'promote', data, `${jobId('promote', { cluster: ctx.config.cluster, epoch: record.epoch })}.manual.${randomUUID()}`, o.wait === true || o.dryRun === true, Number(o.timeoutMs));
       }),
     );
 
@@ -290,6 +139,23 @@ export function buildProgram(io: CliIo): Command {
         if (!Number.isInteger(pause) || pause < 0) throw new CliError(2, '--max-write-pause-ms must be a whole number of milliseconds');
         const data = { cluster: ctx.config.cluster, epoch: record.epoch, candidateId: o.to, maxWritePauseMs: pause };
         await runJob(ctx, 'switchover', data, `switchover.${ctx.config.cluster}.e${record.epoch}.${o.to}.${randomUUID()}`, o.wait === true, Number(o.timeoutMs));
+      }),
+    );
+
+  program
+    .command('rejoin')
+    .description('make a deposed primary (or a forked replica) stream from the primary again, through the worker\'s rejoin hook; what it wrote past the fork is reported')
+    .argument('<node>', 'the node to rejoin')
+    .option('--timeout-ms <ms>', 'how long to wait for the result', '300000')
+    .addOption(jsonOption())
+    .action((nodeId: string, o: { timeoutMs: string; json?: boolean }) =>
+      withCtx(opts().config, o.json === true, io, async (ctx) => {
+        requireNode(ctx, nodeId);
+        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary));
+        if (!record) throw new CliError(4, `no primary recorded for cluster "${ctx.config.cluster}": is pgreplica-monitor running?`);
+        if (nodeId === record.primaryId) throw new CliError(2, `${nodeId} is the primary (epoch ${record.epoch}): nothing to rejoin`);
+        const data = { cluster: ctx.config.cluster, epoch: record.epoch, nodeId, reason: 'pgreplica rejoin' };
+        await runJob(ctx, 'rejoin', data, `rejoin.${ctx.config.cluster}.e${record.epoch}.${nodeId}.manual.${randomUUID()}`, true, Number(o.timeoutMs));
       }),
     );
 
@@ -368,13 +234,4 @@ export async function run(argv: string[], io: CliIo): Promise<number> {
     io.err(`pgreplica: ${(err as Error).message}`);
     return 1;
   }
-}
-
-const isMain = process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href;
-if (isMain) {
-  run(process.argv.slice(2), {
-    out: (t) => process.stdout.write(`${t}\n`),
-    err: (t) => process.stderr.write(`${t}\n`),
-    env: process.env,
-  }).then((code) => process.exit(code));
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decideFence } from './fence.js';
+import { decideFence, decideRejoin } from './fence.js';
 
 const record = { epoch: 3, primaryId: 'p2', systemIdentifier: '1', at: '2026-01-01T00:00:00.000Z', cause: 'failover' as const };
 const base = { nodeId: 'p1', jobEpoch: 3, record, probe: { inRecovery: false, epoch: 2 }, candidateId: null };
@@ -22,5 +22,14 @@ describe('decideFence', () => {
 
   it('never fences a node whose own database records a newer epoch than the record (the record is behind)', () => {
     expect(decideFence({ ...base, probe: { inRecovery: false, epoch: 4 } })).toMatchObject({ fence: false });
+  });
+});
+
+describe('decideRejoin', () => {
+  it('rejoins a deposed node, never the primary, the candidate, or a node ahead of the record', () => {
+    expect(decideRejoin({ nodeId: 'p1', record, probe: null, candidateId: null })).toEqual({ rejoin: true });
+    expect(decideRejoin({ nodeId: 'p2', record, probe: null, candidateId: null })).toMatchObject({ rejoin: false });
+    expect(decideRejoin({ nodeId: 'p1', record, probe: null, candidateId: 'p1' })).toMatchObject({ rejoin: false });
+    expect(decideRejoin({ nodeId: 'p1', record, probe: { inRecovery: false, epoch: 4 }, candidateId: null })).toMatchObject({ rejoin: false });
   });
 });

@@ -30,3 +30,24 @@ export function decideFence(args: {
   if (probe.epoch !== null && probe.epoch > record.epoch) return { fence: false, reason: `its database records epoch ${probe.epoch}, newer than ${record.epoch}` };
   return { fence: true };
 }
+
+/**
+ * Decides whether a node may be rejoined as a replica of the current primary
+ * (its own writes past the fork discarded): never the primary of the record,
+ * never the candidate of a promotion in progress, never a node whose own
+ * database records a newer epoch than the record (the record is behind, not
+ * the node). Pure.
+ */
+export function decideRejoin(args: {
+  nodeId: string;
+  record: PrimaryRecord;
+  /** The worker's probe of the node: null when it did not answer (down, or fenced). */
+  probe: { inRecovery: boolean; epoch: number | null } | null;
+  candidateId: string | null;
+}): { rejoin: true } | { rejoin: false; reason: string } {
+  const { nodeId, record, probe, candidateId } = args;
+  if (record.primaryId === nodeId) return { rejoin: false, reason: 'it is the primary of the current epoch' };
+  if (candidateId === nodeId) return { rejoin: false, reason: `it is the candidate of the promotion in progress for epoch ${record.epoch}` };
+  if (probe?.epoch != null && probe.epoch > record.epoch) return { rejoin: false, reason: `its database records epoch ${probe.epoch}, newer than ${record.epoch}` };
+  return { rejoin: true };
+}

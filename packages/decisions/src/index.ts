@@ -4,7 +4,7 @@ export { chooseCandidate } from './candidate.js';
 export type { CandidateChoice, CandidateNode } from './candidate.js';
 export { decideFailover, decidePromotion } from './failover.js';
 export type { FailoverDecision, FailoverPolicy, PromotionVerdict } from './failover.js';
-export { decideFence } from './fence.js';
+export { decideFence, decideRejoin } from './fence.js';
 export type { FenceVerdict } from './fence.js';
 export { planSlotDrops, SlotWatch } from './slots.js';
 export type { SlotDropPlan, SlotPolicy, SlotRow } from './slots.js';

@@ -118,6 +118,30 @@ const remediationFailedEvent = z.strictObject({
   changed: z.array(z.string()),
 });
 
+const nodeRejoinedEvent = z.strictObject({
+  ...envelope,
+  type: z.literal('node.rejoined'),
+  nodeId,
+  primaryId: nodeId,
+  /** How it rejoined: rewound (pg_rewind) or cloned again. */
+  method: z.enum(['rewind', 'clone', 'already-following']),
+  /**
+   * WAL it had written past where the new primary's timeline forked — writes
+   * no replica received, now off the cluster's history. Kept where the hook
+   * saved it (never silently dropped); null when there was none.
+   */
+  lostTail: z
+    .strictObject({
+      fromLsn: lsn,
+      toLsn: lsn,
+      bytes: z.number().min(0),
+      /** Counts of WAL records by kind (e.g. `Heap/INSERT`) and relation, from pg_waldump. */
+      records: z.record(z.string(), z.number().int().min(0)),
+      savedTo: z.string().nullable(),
+    })
+    .nullable(),
+});
+
 /** Schema of any bus event, discriminated by `type`. */
 export const busEventSchema = z.discriminatedUnion('type', [
   snapshotEvent,
@@ -131,6 +155,7 @@ export const busEventSchema = z.discriminatedUnion('type', [
   failoverAbortedEvent,
   slotDroppedEvent,
   remediationFailedEvent,
+  nodeRejoinedEvent,
 ]);
 
 /** Any event on the bus. */

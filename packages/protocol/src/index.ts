@@ -15,8 +15,9 @@ export {
   slotCleanupJobSchema,
   switchoverJobSchema,
   syncStandbysJobSchema,
+  rejoinJobSchema,
 } from './jobs.js';
-export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RepointJob, SlotCleanupJob, SwitchoverJob, SyncStandbysJob } from './jobs.js';
+export type { FenceJob, JobName, JobPayloadMap, PromoteJob, RejoinJob, RepointJob, SlotCleanupJob, SwitchoverJob, SyncStandbysJob } from './jobs.js';
 export { assertClusterName, busKeys, CLUSTER_NAME_PATTERN, redisRetryDelayMs } from './keys.js';
 export type { BusKeys } from './keys.js';
 export { bigIntToLsn, compareLsn, isLsn, isoTimeSchema, LSN_PATTERN_SOURCE, lsnDiffBytes, lsnSchema, lsnToBigInt } from './lsn.js';

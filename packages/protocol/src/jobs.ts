@@ -5,7 +5,7 @@ import { isoTimeSchema } from './lsn.js';
 export const REMEDIATION_QUEUE = 'remediation';
 
 /** Job names the worker understands. */
-export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint', 'fence', 'sync-standbys'] as const;
+export const JOB_NAMES = ['slot-cleanup', 'promote', 'switchover', 'repoint', 'fence', 'sync-standbys', 'rejoin'] as const;
 /** @see JOB_NAMES */
 export type JobName = (typeof JOB_NAMES)[number];
 
@@ -86,8 +86,23 @@ export const syncStandbysJobSchema = z.strictObject({
 /** @see syncStandbysJobSchema */
 export type SyncStandbysJob = z.infer<typeof syncStandbysJobSchema>;
 
+/**
+ * Payload of `rejoin`: make a node that is not the primary of the epoch (a
+ * deposed primary, fenced or not; a replica on a forked timeline) stream from
+ * the primary again, through the worker's rejoin hook.
+ */
+export const rejoinJobSchema = z.strictObject({
+  cluster: z.string(),
+  epoch: z.number().int().min(0),
+  nodeId: z.string(),
+  reason: z.string(),
+});
+/** @see rejoinJobSchema */
+export type RejoinJob = z.infer<typeof rejoinJobSchema>;
+
 /** Payload type of each job name. */
 export interface JobPayloadMap {
+  rejoin: RejoinJob;
   'sync-standbys': SyncStandbysJob;
   'slot-cleanup': SlotCleanupJob;
   promote: PromoteJob;
@@ -104,6 +119,7 @@ export const JOB_SCHEMAS = {
   repoint: repointJobSchema,
   fence: fenceJobSchema,
   'sync-standbys': syncStandbysJobSchema,
+  rejoin: rejoinJobSchema,
 } as const satisfies { [K in JobName]: z.ZodType<JobPayloadMap[K]> };
 
 /**

@@ -107,6 +107,14 @@ const workerSection = z
         timeoutMs: ms('worker.hooks.timeoutMs').default(60_000),
       })
       .prefault({}),
+    /**
+     * Rejoin a deposed primary (fenced, or writable with an older epoch) as a
+     * replica once it is reachable again, through the rejoin hook (pg_rewind,
+     * else a new clone). Off by default in production: it discards the WAL the
+     * node wrote past the fork (the hook keeps it aside and the
+     * `node.rejoined` event reports it). `pgreplica rejoin <node>` does it by hand.
+     */
+    autoRejoin: z.boolean().default(false),
     /** At most one automatic failover per window. */
     flapWindowMs: ms('worker.flapWindowMs').default(10 * 60_000),
     /** How long a candidate may take to replay what it received (failover) or the old primary's last LSN (switchover). */

@@ -6,8 +6,10 @@
  * and PGREPLICA_SANDBOX_STATE=<sandbox.writeStateFile()> in its environment.
  * Reads PGREPLICA_NODE_ID (and PGREPLICA_PRIMARY_ID for rejoin), as the worker sets them.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { PostgresNode } from './postgres-node.js';
+import { rejoinAsReplica } from './rejoin.js';
 import type { SandboxState } from './sandbox.js';
 
 async function main(): Promise<void> {
@@ -30,7 +32,14 @@ async function main(): Promise<void> {
     const primaryId = process.env.PGREPLICA_PRIMARY_ID;
     if (!primaryId) throw new Error('rejoin needs PGREPLICA_PRIMARY_ID');
     const primary = nodeOf(primaryId);
-    await node.rejoin({ host: primary.host, port: primary.port }, { user: state.replicationUser.name, password: state.replicationUser.password });
+    const replication = { user: state.replicationUser.name, password: state.replicationUser.password };
+    const report = await rejoinAsReplica(node, ctx, { host: primary.host, port: primary.port }, replication, {
+      baseDir: state.baseDir,
+      setupScript: join(state.baseDir, 'conf', 'replica-setup.sh'),
+    });
+    // The worker reads what was done, and what the node wrote past the fork, from here.
+    if (process.env.PGREPLICA_REPORT_FILE) writeFileSync(process.env.PGREPLICA_REPORT_FILE, JSON.stringify(report));
+    process.stdout.write(`${JSON.stringify(report)}\n`);
   }
   process.stdout.write(`${action} ${nodeId}: done\n`);
 }

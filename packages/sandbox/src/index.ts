@@ -11,6 +11,8 @@ export type { SandboxNodeRole, StopMode } from './postgres-node.js';
 export { freePort } from './ports.js';
 export { isAlive, processTree } from './process-tree.js';
 export { RedisServer } from './redis-server.js';
+export { rejoinAsReplica } from './rejoin.js';
+export type { LostTail, RejoinReport } from './rejoin.js';
 export { DEFAULT_SANDBOX_OPTIONS, MAX_REPLICAS, Sandbox, startSandbox } from './sandbox.js';
 export type { ReplicationRow, SandboxOptions, SandboxState } from './sandbox.js';
 export { formatStatus } from './status.js';

@@ -92,6 +92,17 @@ export class RemediationPlanner {
         dedupeId: jobId('fence', { cluster, epoch, nodeId: node.id }),
       });
     }
+    if (this.#config.worker.autoRejoin) {
+      // A deposed primary (fenced, or writable with an older epoch) or a forked replica that answers again.
+      for (const node of round.nodes) {
+        if (node.id === primaryId || (node.reason !== 'fenced' && node.reason !== 'stale-primary' && node.reason !== 'timeline-fork')) continue;
+        jobs.push({
+          name: 'rejoin',
+          payload: { cluster, epoch, nodeId: node.id, reason: `${node.reason}: ${primaryId} is the primary of epoch ${epoch}` },
+          dedupeId: jobId('rejoin', { cluster, epoch, nodeId: node.id }),
+        });
+      }
+    }
     const primary = round.nodes.find((n) => n.id === primaryId);
     const witnesses = observeWitnesses(
       round.nodes.filter((n) => n.id !== primaryId).map((n) => ({ nodeId: n.id, reachable: round.reachable.has(n.id), sample: sampleOf(n.id) })),

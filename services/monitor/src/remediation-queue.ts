@@ -14,6 +14,7 @@ export const RETRIGGER_AFTER_MS: Record<PlannedJob['name'], number> = {
   repoint: 5_000,
   'slot-cleanup': 60_000,
   'sync-standbys': 2_000,
+  rejoin: 30_000,
 };
 
 /**

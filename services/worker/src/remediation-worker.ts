@@ -9,6 +9,7 @@ import { ClusterAccess } from './cluster-access.js';
 import type { JobContext } from './context.js';
 import { fence } from './jobs/fence.js';
 import { promote } from './jobs/promote.js';
+import { rejoin } from './jobs/rejoin.js';
 import { slotCleanup } from './jobs/slot-cleanup.js';
 import { switchover } from './jobs/switchover.js';
 import { syncStandbys } from './jobs/sync-standbys.js';
@@ -155,6 +156,9 @@ export class RemediationWorker {
           break;
         case 'sync-standbys':
           result = await syncStandbys(JOB_SCHEMAS['sync-standbys'].parse(job.data), ctx, String(job.id));
+          break;
+        case 'rejoin':
+          result = await rejoin(JOB_SCHEMAS.rejoin.parse(job.data), ctx, String(job.id));
           break;
         case 'repoint': {
           const data = JOB_SCHEMAS.repoint.parse(job.data);

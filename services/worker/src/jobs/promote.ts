@@ -13,7 +13,7 @@ import { applySyncStandbys } from './sync-standbys.js';
 
 /** What a promote job did. */
 export interface PromoteResult {
-  outcome: 'promoted' | 'already-done' | 'aborted' | 'suppressed';
+  outcome: 'promoted' | 'already-done' | 'aborted' | 'suppressed' | 'dry-run';
   epoch: number;
   primaryId: string | null;
   reason?: string;
@@ -150,7 +150,7 @@ async function runFailover(
     if (choice.candidateId === null) return abort(choice.reason, inputs);
     const candidateId = choice.candidateId;
     phasesMs.decide = Date.now() - started;
-    if (job.dryRun) return { outcome: 'aborted', epoch: record.epoch, primaryId: record.primaryId, reason: `dry run: would promote ${candidateId}` };
+    if (job.dryRun) return { outcome: 'dry-run', epoch: record.epoch, primaryId: record.primaryId, reason: `would promote ${candidateId} (of ${choice.qualified.join(', ')})` };
     await ctx.publish('failover.started', { failedPrimaryId: oldPrimary.id, candidateId, automatic: job.automatic }, record.epoch);
 
     // Fence the old primary if a hook can (it is unreachable from here, but may be alive elsewhere).
