@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-// `npm start`: builds the workspace, then runs the local cluster (sandbox +
-// monitor, scripts/local-cluster.mjs) in the
-// foreground until Ctrl-C. `npm start -- --replicas 3` passes options on.
+// `npm start`: builds the workspace, then runs the local cluster
+// (scripts/local-cluster.mjs: sandbox + monitor + worker) in the foreground
+// until Ctrl-C. `npm start -- --replicas 3` passes options on. If npm (or the
+// shell it runs us in) is killed, the cluster is stopped too.
 import { spawn, spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startingAncestors, watchAncestors } from './lib/lifeline.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const env = { ...process.env, TURBO_TELEMETRY_DISABLED: '1', DO_NOT_TRACK: '1' };
@@ -27,4 +29,9 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     if (signal !== 'SIGINT') child.kill(signal);
   });
 }
+// npm killed (even with -9): stop the cluster rather than leave it running with nobody to Ctrl-C it.
+watchAncestors(startingAncestors(), (gone) => {
+  process.stderr.write(`[start] ${gone.command} (pid ${gone.pid}) is gone: stopping the local cluster\n`);
+  child.kill('SIGTERM');
+});
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { run } from '@pgreplica/cli';
 
 /** Runs the pgreplica CLI in-process; returns exit code and output. */
-export async function cli(args: string[], env: NodeJS.ProcessEnv, interrupted?: Promise<void>): Promise<{ code: number; out: string; err: string }> {
+export async function cli(args: string[], env: NodeJS.ProcessEnv, interrupted?: Promise<void>, cwd?: string): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const code = await run(args, {
@@ -15,6 +15,7 @@ export async function cli(args: string[], env: NodeJS.ProcessEnv, interrupted?: 
     },
     env,
     ...(interrupted ? { interrupted } : {}),
+    ...(cwd ? { cwd } : {}),
   });
   return { code, out, err };
 }

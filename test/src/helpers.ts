@@ -1,4 +1,4 @@
-import { chownSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,25 @@ export function removeScratch(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/**
+ * replica-setup.sh copied where the server user can read it: the checkout may
+ * live where that user cannot enter (`/root/…`, a mode-700 `mktemp -d`), as
+ * an operator's copy would not. One copy per process, removed at exit.
+ */
+let scriptCopy: string | undefined;
+export function readableSetupScript(deployDir: string = DEPLOY_DIR): string {
+  if (scriptCopy && deployDir === DEPLOY_DIR) return scriptCopy;
+  const dir = scratchDir('pgreplica-setup-');
+  const copy = join(dir, 'replica-setup.sh');
+  copyFileSync(join(deployDir, 'replica-setup.sh'), copy);
+  chmodSync(copy, 0o755);
+  const user = resolveServerUser();
+  if (user.switchUser) chownSync(copy, user.uid, user.gid);
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  if (deployDir === DEPLOY_DIR) scriptCopy = copy;
+  return copy;
+}
+
 /** Result of one run of replica-setup.sh. */
 export interface SetupRun {
   exitCode: number;
@@ -34,10 +53,11 @@ export async function runReplicaSetup(
   args: string[],
   env: Record<string, string>,
   sandbox?: Sandbox,
+  deployDir: string = DEPLOY_DIR,
 ): Promise<SetupRun> {
   const user = resolveServerUser();
   try {
-    const { stdout, stderr } = await runCommand('bash', [join(DEPLOY_DIR, 'replica-setup.sh'), ...args], {
+    const { stdout, stderr } = await runCommand('bash', [readableSetupScript(deployDir), ...args], {
       user,
       env: { PG_BINDIR: sandbox?.binaries.pgBinDir ?? '', ...env },
       timeoutMs: 120_000,

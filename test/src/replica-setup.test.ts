@@ -1,8 +1,9 @@
-import { appendFileSync, existsSync, mkdirSync, statSync, writeFileSync, readFileSync, chownSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, resolveServerUser, type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { listDir, removeScratch, runReplicaSetup, scratchDir, slotNames } from './helpers.js';
+import { DEPLOY_DIR, listDir, removeScratch, runReplicaSetup, scratchDir, slotNames } from './helpers.js';
 
 // deploy/postgres/replica-setup.sh against a real primary: every failure has
 // its documented exit code and a message, and leaves nothing half-written.
@@ -44,6 +45,19 @@ describe('replica-setup.sh', () => {
     expect(run.stdout).toContain('Exit codes:');
     for (const code of ['4  primary unreachable', '5  authentication', '6  primary unsupported', '7  data directory not empty']) {
       expect(run.stdout).toContain(code);
+    }
+  });
+
+  it('runs from a checkout the server user cannot enter (a clone under /root or a mode-700 mktemp -d)', async () => {
+    const closed = mkdtempSync(join(tmpdir(), 'pgreplica-closed-'));
+    try {
+      chmodSync(closed, 0o700);
+      cpSync(DEPLOY_DIR, join(closed, 'deploy'), { recursive: true });
+      const run = await runReplicaSetup(['--help'], {}, undefined, join(closed, 'deploy'));
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout).toContain('Exit codes:');
+    } finally {
+      rmSync(closed, { recursive: true, force: true });
     }
   });
 

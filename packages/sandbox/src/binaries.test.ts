@@ -8,9 +8,9 @@ describe('findBinaries', () => {
     expect(found.pgMajor).toBeGreaterThanOrEqual(13);
   });
 
-  it('skips a PG_BINDIR that lacks the server programs', () => {
-    const real = findBinaries();
-    expect(findBinaries({ ...process.env, PG_BINDIR: '/nonexistent' }).pgBinDir).toBe(real.pgBinDir);
+  it('refuses a PG_BINDIR or REDIS_SERVER that does not hold the programs, naming it (it used to be skipped silently)', () => {
+    expect(() => findBinaries({ ...process.env, PG_BINDIR: '/nonexistent' })).toThrow(/PG_BINDIR=\/nonexistent does not hold initdb/);
+    expect(() => findBinaries({ ...process.env, REDIS_SERVER: '/nonexistent/redis' })).toThrow(/REDIS_SERVER=\/nonexistent\/redis is not an executable/);
   });
 
   it('prefers a valid PG_BINDIR', () => {

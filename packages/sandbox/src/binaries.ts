@@ -60,6 +60,13 @@ function findOnPath(program: string, env: NodeJS.ProcessEnv): string | undefined
  * @throws SandboxError (`binary-not-found`) saying what to install.
  */
 export function findBinaries(env: NodeJS.ProcessEnv = process.env): Binaries {
+  // An explicit PG_BINDIR that does not hold the programs is a mistake to report, not to work around.
+  if (env.PG_BINDIR && !hasPgPrograms(env.PG_BINDIR)) {
+    throw new SandboxError('binary-not-found', `PG_BINDIR=${env.PG_BINDIR} does not hold ${PG_PROGRAMS.join(', ')}: fix it or unset it to find them automatically`);
+  }
+  if (env.REDIS_SERVER && !isExecutable(env.REDIS_SERVER)) {
+    throw new SandboxError('binary-not-found', `REDIS_SERVER=${env.REDIS_SERVER} is not an executable: fix it or unset it to find redis-server on PATH`);
+  }
   const pgBinDir = pgBinDirCandidates(env).find(hasPgPrograms);
   if (!pgBinDir) {
     throw new SandboxError(

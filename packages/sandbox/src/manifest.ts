@@ -13,6 +13,12 @@ export interface SandboxManifest {
   ownerPid: number;
   postgres: { id: string; dataDir: string }[];
   redis: { pid: number; port: number } | null;
+  /**
+   * Other processes that belong to the sandbox (the monitor and worker `npm
+   * start` runs), each the leader of its own process group; `marker` is part
+   * of its command line (against pid reuse).
+   */
+  processes?: { name: string; pid: number; marker: string }[];
 }
 
 /** Path of the manifest inside a sandbox directory. */
@@ -63,6 +69,10 @@ export async function destroySandbox(baseDir: string): Promise<void> {
     if (pid === undefined) continue;
     signalTree(pid, 'SIGCONT');
     killed.push(...signalTree(pid, 'SIGKILL'));
+  }
+  for (const proc of manifest?.processes ?? []) {
+    if (!isAlive(proc.pid) || !commandLine(proc.pid).includes(proc.marker)) continue;
+    killed.push(...signalTree(proc.pid, 'SIGKILL'));
   }
   const redis = manifest?.redis;
   if (redis && isAlive(redis.pid) && commandLine(redis.pid).includes(`:${redis.port}`)) {

@@ -26,6 +26,11 @@ const toBig = (lsn: string) => {
   const m = LSN.exec(lsn)!;
   return (BigInt(`0x${m[1]}`) << 32n) | BigInt(`0x${m[2]}`);
 };
+/** PostgreSQL's own spelling of an LSN (pg_waldump pads the low half with zeros). */
+const normal = (lsn: string) => {
+  const v = toBig(lsn);
+  return `${(v >> 32n).toString(16).toUpperCase()}/${(v & 0xffffffffn).toString(16).toUpperCase()}`;
+};
 
 /** The LSN where `primary`'s timeline history left `timeline`; null when the primary is still on it. */
 async function forkPoint(primary: pg.ClientConfig, timeline: number): Promise<string | null> {
@@ -40,7 +45,7 @@ async function forkPoint(primary: pg.ClientConfig, timeline: number): Promise<st
     const history = (await client.query<{ text: string }>('SELECT pg_read_file($1) AS text', [name])).rows[0]!.text;
     for (const line of history.split('\n')) {
       const [tli, lsn] = line.trim().split(/\s+/);
-      if (Number(tli) === timeline && lsn && LSN.test(lsn)) return lsn.toUpperCase();
+      if (Number(tli) === timeline && lsn && LSN.test(lsn)) return normal(lsn);
     }
     return null;
   } finally {
@@ -77,7 +82,7 @@ async function lostTail(node: PostgresNode, ctx: NodeContext, primary: pg.Client
   for (const line of stdout.split('\n')) {
     const m = /^rmgr: (\S+)\s.*?lsn: ([0-9A-F]+\/[0-9A-F]+), prev [^,]+, desc: (\S+)(.*)$/i.exec(line);
     if (!m) continue;
-    last = m[2]!.toUpperCase();
+    last = normal(m[2]!);
     // The rewind's own records (a checkpoint at shutdown) are not writes anyone made.
     if (m[1] === 'XLOG') continue;
     // INSERT+INIT (the first row of a new page) is an INSERT.

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { findBinaries, type Binaries } from './binaries.js';
 import { SandboxError } from './errors.js';
 import { resolveServerUser, runCommand } from './exec.js';
-import { destroySandbox, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
+import { destroySandbox, readManifest, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
 import { type NodeContext, PostgresNode, slotNameOf, type StopMode } from './postgres-node.js';
 import { freePort } from './ports.js';
 import { RedisServer } from './redis-server.js';
@@ -169,6 +169,18 @@ export class Sandbox {
     const node = this.nodes.find((n) => n.id === id);
     if (!node) throw new SandboxError('invalid-option', `no sandbox node "${id}" (nodes: ${this.nodes.map((n) => n.id).join(', ')})`);
     return node;
+  }
+
+  /**
+   * Makes a process part of the sandbox: if the owner dies, the reaper kills
+   * it (its whole process tree) with the servers. `marker` must appear in its
+   * command line (a config path, say), so a reused pid is never killed.
+   */
+  adoptProcess(name: string, pid: number, marker: string): void {
+    const manifest = readManifest(this.baseDir);
+    if (!manifest) throw new SandboxError('invalid-option', `no manifest in ${this.baseDir}`);
+    manifest.processes = [...(manifest.processes ?? []), { name, pid, marker }];
+    writeManifest(manifest);
   }
 
   /** pid of the reaper process (for tests of orphan cleanup). */
