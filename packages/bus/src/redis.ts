@@ -46,11 +46,15 @@ export function connectRedis(target: RedisTarget, role: RedisRole, connectionNam
   return new Redis(target.url, options);
 }
 
-/** A second connection like `redis` for another role (BullMQ needs `maxRetriesPerRequest: null`). */
+/**
+ * A second connection like `redis` for another role: the role's retries and
+ * queueing, whatever the first had (BullMQ needs `maxRetriesPerRequest: null`;
+ * a subscription of a one-shot command line must still reconnect).
+ */
 export function duplicateFor(redis: Redis | Cluster, role: RedisRole): Redis | Cluster {
-  const { maxRetriesPerRequest, enableOfflineQueue } = redisOptions(role, '');
-  const options = { maxRetriesPerRequest, enableOfflineQueue };
-  return redis instanceof Cluster ? redis.duplicate(undefined, { redisOptions: options }) : redis.duplicate(options);
+  const { maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry } = redisOptions(role, '');
+  const options = { maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry };
+  return redis instanceof Cluster ? redis.duplicate(undefined, { redisOptions: options, clusterRetryStrategy: retry }) : redis.duplicate(options);
 }
 
 /**
