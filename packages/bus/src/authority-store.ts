@@ -1,41 +1,68 @@
-import { type PrimaryRecord, parsePrimaryRecord } from '@pgreplica/protocol';
+import { type AuthorityRejection, type PauseRecord, type PrimaryRecord, readPauseRecord, readPrimaryRecord, signRecord } from '@pgreplica/protocol';
+import type { Cluster, Redis } from 'ioredis';
+import type { BusKeys } from '@pgreplica/protocol';
 import { BusKeyed } from './bus-keyed.js';
 import { runScript } from './scripts.js';
 
 /** What the bus holds as authority: the primary record, the pause flag and the current term. */
 export interface AuthorityView {
-  /** The primary record; null when absent or not valid. */
+  /** The primary record; null when absent, not valid or (with a bus key) not signed right. */
   record: PrimaryRecord | null;
-  /** The raw value, so a caller can tell "absent" from "not valid". */
+  /** The raw value, so a caller can tell "absent" from "not trusted" (and replace a forged one). */
   raw: string | null;
+  /** Why the primary record was not trusted; null when it was (or is absent). */
+  recordRejection: AuthorityRejection | null;
   paused: boolean;
+  /** Why a pause flag was not trusted; null when it was (or is absent). */
+  pauseRejection: AuthorityRejection | null;
   term: number;
 }
 
 /**
  * Reads and writes the `…:primary` record (which node is primary in which
  * epoch), the pause switch and the stored snapshot. The record changes only
- * with an epoch bump, by compare-and-set.
+ * with an epoch bump, by compare-and-set. With a bus key, the records are
+ * signed on write and verified on read: a value written by someone with Redis
+ * access but without the key is ignored (and reported), never obeyed.
  */
 export class AuthorityStore extends BusKeyed {
-  /** The record, the pause flag and the term, in one round trip. */
-  async read(): Promise<AuthorityView> {
-    const [raw, paused, term] = await this.redis.mget(this.keys.primary, this.keys.paused, this.keys.term);
-    return { record: parsePrimaryRecord(raw ?? null), raw: raw ?? null, paused: paused !== null && paused !== undefined, term: Number(term ?? 0) };
+  readonly #key: string | undefined;
+
+  /** @param key the bus key; without one, records are neither signed nor checked. */
+  constructor(redis: Redis | Cluster, keys: BusKeys, key?: string) {
+    super(redis, keys);
+    this.#key = key;
   }
 
-  /** The current primary record; null when absent or not valid. */
+  /** The record, the pause flag and the term, in one round trip. */
+  async read(): Promise<AuthorityView> {
+    const [raw, pausedRaw, term] = await this.redis.mget(this.keys.primary, this.keys.paused, this.keys.term);
+    const record = readPrimaryRecord(raw ?? null, this.#key);
+    const pause = readPauseRecord(pausedRaw ?? null, this.#key);
+    const termValue = Number(term ?? 0);
+    return {
+      record: record.value,
+      raw: raw ?? null,
+      recordRejection: record.rejection,
+      paused: pause.value !== null,
+      pauseRejection: pause.rejection,
+      term: Number.isSafeInteger(termValue) && termValue >= 0 ? termValue : 0,
+    };
+  }
+
+  /** The current primary record; null when absent, not valid or not signed right. */
   async primaryRecord(): Promise<PrimaryRecord | null> {
-    return parsePrimaryRecord(await this.redis.get(this.keys.primary));
+    return readPrimaryRecord(await this.redis.get(this.keys.primary), this.#key).value;
   }
 
   /**
-   * Writes `record` when the bus has none or one with a lower epoch (first
-   * record, or the bus restored from the databases). Never lowers the epoch.
-   * Returns whether it was written.
+   * Writes `record` (signed) when the bus has none, one with a lower epoch, or
+   * exactly `untrusted` — a value the caller read and rejected (forged or
+   * malformed; a forged record with a huge epoch must not block every later
+   * one). Never lowers the epoch of a record it keeps. Returns whether it was written.
    */
-  async raise(record: PrimaryRecord): Promise<boolean> {
-    return Number(await runScript(this.redis, 'authority-raise', [this.keys.primary, this.keys.epoch, this.keys.changeLock], [JSON.stringify(record), ''])) > 0;
+  async raise(record: PrimaryRecord, untrusted: string | null = null): Promise<boolean> {
+    return Number(await this.#raise(record, '', untrusted)) > 0;
   }
 
   /**
@@ -46,18 +73,27 @@ export class AuthorityStore extends BusKeyed {
    * has this epoch or a later one.
    */
   async announce(next: PrimaryRecord, lockValue: string): Promise<'announced' | 'lost-lock' | 'epoch-moved'> {
-    const result = Number(await runScript(this.redis, 'authority-raise', [this.keys.primary, this.keys.epoch, this.keys.changeLock], [JSON.stringify(next), lockValue]));
+    // A record there that is not trusted (forged) does not count as "later".
+    const raw = await this.redis.get(this.keys.primary);
+    const untrusted = raw !== null && readPrimaryRecord(raw, this.#key).value === null ? raw : null;
+    const result = await this.#raise(next, lockValue, untrusted);
     return result > 0 ? 'announced' : result < 0 ? 'lost-lock' : 'epoch-moved';
   }
 
-  /** Whether automatic remediation is paused cluster-wide. */
-  async paused(): Promise<boolean> {
-    return (await this.redis.exists(this.keys.paused)) === 1;
+  async #raise(record: PrimaryRecord, lockValue: string, untrusted: string | null): Promise<number> {
+    const signed = JSON.stringify(signRecord(record, this.#key));
+    return Number(await runScript(this.redis, 'authority-raise', [this.keys.primary, this.keys.epoch, this.keys.changeLock], [signed, lockValue, untrusted ?? '']));
   }
 
-  /** Pauses (or resumes) automatic remediation cluster-wide. */
-  async setPaused(paused: boolean): Promise<void> {
-    if (paused) await this.redis.set(this.keys.paused, new Date().toISOString());
+  /** Whether automatic remediation is paused cluster-wide (an untrusted flag does not pause). */
+  async paused(): Promise<boolean> {
+    return readPauseRecord(await this.redis.get(this.keys.paused), this.#key).value !== null;
+  }
+
+  /** Pauses (or resumes) automatic remediation cluster-wide; `by` says who, for the record. */
+  async setPaused(paused: boolean, by = 'cli'): Promise<void> {
+    const record: PauseRecord = { at: new Date().toISOString(), by };
+    if (paused) await this.redis.set(this.keys.paused, JSON.stringify(signRecord(record, this.#key)));
     else await this.redis.del(this.keys.paused);
   }
 

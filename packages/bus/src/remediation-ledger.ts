@@ -1,4 +1,5 @@
-
+import { type BusKeys, openValue, sealValue } from '@pgreplica/protocol';
+import type { Cluster, Redis } from 'ioredis';
 import { BusKeyed } from './bus-keyed.js';
 
 /** How far the promotion of an epoch got. */
@@ -9,23 +10,53 @@ export interface PromotionProgress {
   startLsn?: string;
 }
 
+/** The synchronous standbys of an epoch's primary and the position the set last changed at. */
+export interface SyncRecord {
+  members: string[];
+  floorLsn: string | null;
+}
+
 /** How long promotion progress is kept. */
 const PROGRESS_TTL_MS = 7 * 24 * 3_600_000;
 
 /**
  * The worker's remediation bookkeeping on Redis: the progress of each
  * epoch's promotion (so a re-delivered job resumes, never promotes twice),
- * the time of the last automatic failover (anti-flapping) and since when
- * each replication slot has been seen inactive (the slot grace period).
+ * the time of the last automatic failover (anti-flapping), since when each
+ * replication slot has been seen inactive (the slot grace period) and the
+ * synchronous standbys of each epoch.
+ *
+ * With a bus key every value is signed (bound to its key name) and checked
+ * on read; a value that fails is treated as absent — the cautious reading for
+ * each (no progress: start over with every check; no sync record: refuse to
+ * promote; no first-seen time: the grace period starts now) — and reported
+ * through `onRejected`.
  */
 export class RemediationLedger extends BusKeyed {
+  readonly #key: string | undefined;
+  readonly #onRejected: (name: string, reason: string) => void;
+
+  constructor(redis: Redis | Cluster, keys: BusKeys, key?: string, onRejected: (name: string, reason: string) => void = () => {}) {
+    super(redis, keys);
+    this.#key = key;
+    this.#onRejected = onRejected;
+  }
+
+  #open(name: string, raw: string | null): unknown {
+    const opened = openValue(name, raw, this.#key);
+    if (opened.rejection) this.#onRejected(name, opened.rejection);
+    return opened.value;
+  }
+
   async progress(epoch: number): Promise<PromotionProgress | null> {
-    const raw = await this.redis.get(this.keys.promotion(epoch));
-    return raw ? (JSON.parse(raw) as PromotionProgress) : null;
+    const name = this.keys.promotion(epoch);
+    const value = this.#open(name, await this.redis.get(name)) as PromotionProgress | null;
+    return value && typeof value.candidateId === 'string' ? value : null;
   }
 
   async setProgress(epoch: number, progress: PromotionProgress): Promise<void> {
-    await this.redis.set(this.keys.promotion(epoch), JSON.stringify(progress), 'PX', PROGRESS_TTL_MS);
+    const name = this.keys.promotion(epoch);
+    await this.redis.set(name, sealValue(name, progress, this.#key), 'PX', PROGRESS_TTL_MS);
   }
 
   /** Forgets the progress of an epoch's promotion (it was abandoned before anything was promoted). */
@@ -34,12 +65,12 @@ export class RemediationLedger extends BusKeyed {
   }
 
   async lastFailoverAt(): Promise<number | null> {
-    const raw = await this.redis.get(this.keys.lastFailover);
-    return raw === null ? null : Number(raw);
+    const value = this.#open(this.keys.lastFailover, await this.redis.get(this.keys.lastFailover));
+    return typeof value === 'number' && Number.isFinite(value) ? value : null;
   }
 
   async recordFailover(at: number): Promise<void> {
-    await this.redis.set(this.keys.lastFailover, String(at));
+    await this.redis.set(this.keys.lastFailover, sealValue(this.keys.lastFailover, at, this.#key));
   }
 
   /**
@@ -54,20 +85,30 @@ export class RemediationLedger extends BusKeyed {
     const since = new Map<string, number>();
     for (const slot of slots) {
       if (slot.active) continue;
-      await this.redis.hsetnx(key, slot.slotName, String(nowMs));
-      since.set(slot.slotName, Number(await this.redis.hget(key, slot.slotName)));
+      const name = `${key}#${slot.slotName}`;
+      await this.redis.hsetnx(key, slot.slotName, sealValue(name, nowMs, this.#key));
+      const seen = this.#open(name, await this.redis.hget(key, slot.slotName));
+      if (typeof seen === 'number' && Number.isFinite(seen) && seen <= nowMs) {
+        since.set(slot.slotName, seen);
+      } else {
+        // Not trusted (or in the future): the grace period starts now.
+        await this.redis.hset(key, slot.slotName, sealValue(name, nowMs, this.#key));
+        since.set(slot.slotName, nowMs);
+      }
     }
     return since;
   }
 
   /** The synchronous standbys recorded for an epoch's primary (durability: synchronous). */
-  async syncRecord(epoch: number): Promise<{ members: string[]; floorLsn: string | null } | null> {
-    const raw = await this.redis.get(this.keys.syncStandbys(epoch));
-    return raw ? (JSON.parse(raw) as { members: string[]; floorLsn: string | null }) : null;
+  async syncRecord(epoch: number): Promise<SyncRecord | null> {
+    const name = this.keys.syncStandbys(epoch);
+    const value = this.#open(name, await this.redis.get(name)) as SyncRecord | null;
+    return value && Array.isArray(value.members) ? value : null;
   }
 
-  async setSyncRecord(epoch: number, record: { members: string[]; floorLsn: string | null }): Promise<void> {
-    await this.redis.set(this.keys.syncStandbys(epoch), JSON.stringify(record), 'PX', PROGRESS_TTL_MS);
+  async setSyncRecord(epoch: number, record: SyncRecord): Promise<void> {
+    const name = this.keys.syncStandbys(epoch);
+    await this.redis.set(name, sealValue(name, record, this.#key), 'PX', PROGRESS_TTL_MS);
   }
 
   /** Forgets a slot (dropped). */

@@ -36,7 +36,7 @@ export function buildProgram(io: CliIo): Command {
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         const leader = await requireLeader(ctx);
         const topology = await loadTopology(ctx);
-        const paused = await new AuthorityStore(ctx.redis, ctx.keys).paused();
+        const paused = await new AuthorityStore(ctx.redis, ctx.keys, ctx.config.busKey).paused();
         io.out(ctx.json ? JSON.stringify({ leader, paused, topology }) : formatStatus(topology, leader, paused));
       }),
     );
@@ -208,7 +208,7 @@ export function buildProgram(io: CliIo): Command {
       .description(on ? 'stop all automatic remediation cluster-wide' : 'allow automatic remediation again')
       .action(() =>
         withCtx(opts().config, false, io, async (ctx) => {
-          await new AuthorityStore(ctx.redis, ctx.keys).setPaused(on);
+          await new AuthorityStore(ctx.redis, ctx.keys, ctx.config.busKey).setPaused(on);
           io.out(on ? `automatic remediation paused for cluster ${ctx.config.cluster}` : `automatic remediation resumed for cluster ${ctx.config.cluster}`);
         }),
       );

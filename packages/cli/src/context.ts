@@ -1,5 +1,5 @@
 import { connectRedis, duplicateFor } from '@pgreplica/bus';
-import { busKeys, type BusKeys, type JobPayloadMap, parseEvent, REMEDIATION_QUEUE, type Topology } from '@pgreplica/protocol';
+import { busKeys, type BusKeys, type JobPayloadMap, parseEvent, REMEDIATION_QUEUE, signJob, type Topology } from '@pgreplica/protocol';
 import { type Config, ConfigError, loadConfig } from '@pgreplica/runtime';
 import { Queue, QueueEvents } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
@@ -94,7 +94,7 @@ export async function runJob<N extends 'promote' | 'switchover' | 'slot-cleanup'
   const events = wait ? new QueueEvents(REMEDIATION_QUEUE, { connection: duplicateFor(ctx.redis, 'bullmq'), prefix: ctx.keys.queuePrefix }) : undefined;
   try {
     await events?.waitUntilReady();
-    const job = await queue.add(name, data, { jobId: id, attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 });
+    const job = await queue.add(name, signJob(name, data, ctx.config.busKey), { jobId: id, attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 });
     if (!wait) {
       ctx.io.out(ctx.json ? JSON.stringify({ enqueued: name, jobId: job.id }) : `enqueued ${name} job ${job.id}`);
       return undefined;

@@ -33,6 +33,9 @@ export {
   topologySchema,
 } from './node.js';
 export type { NodeReason, NodeRole, NodeState, NodeStatus, NodeTag, Topology } from './node.js';
-export { canonicalJson, computeSignature, hasValidSignature, signEvent } from './signing.js';
-export { parsePrimaryRecord, primaryRecordSchema } from './authority.js';
-export type { PrimaryRecord } from './authority.js';
+export { canonicalJson, computeSignature, hasValidSignature, openValue, sealValue, signEvent } from './signing.js';
+export type { Opened } from './signing.js';
+export { checkRecordSignature, parsePrimaryRecord, pauseRecordSchema, primaryRecordSchema, readPauseRecord, readPrimaryRecord, signRecord } from './authority.js';
+export type { AuthorityRejection, Checked, PauseRecord, PrimaryRecord } from './authority.js';
+export { checkJobAuth, JOB_AUTH_TTL_MS, jobAuthSchema, signJob } from './job-auth.js';
+export type { JobAuth, JobAuthRejection } from './job-auth.js';

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { jobAuthSchema } from './job-auth.js';
 import { isoTimeSchema } from './lsn.js';
 
 /** Name of the BullMQ queue that carries remediation jobs (prefixed with the cluster's hash tag). */
@@ -15,6 +16,8 @@ export type JobName = (typeof JOB_NAMES)[number];
  */
 export const slotCleanupJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   epoch: z.number().int().min(0),
   /** Only this slot; all candidates when absent. */
   slotName: z.string().optional(),
@@ -32,6 +35,8 @@ export type SlotCleanupJob = z.infer<typeof slotCleanupJobSchema>;
  */
 export const promoteJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   /** The epoch whose primary failed; one promotion per epoch. */
   epoch: z.number().int().min(0),
   failedPrimaryId: z.string(),
@@ -47,6 +52,8 @@ export type PromoteJob = z.infer<typeof promoteJobSchema>;
 /** Payload of `switchover`: planned, lossless change of primary. */
 export const switchoverJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   epoch: z.number().int().min(0),
   candidateId: z.string(),
   maxWritePauseMs: z.number().int().min(0),
@@ -57,6 +64,8 @@ export type SwitchoverJob = z.infer<typeof switchoverJobSchema>;
 /** Payload of `repoint`: make a replica stream from the current primary. */
 export const repointJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   epoch: z.number().int().min(0),
   nodeId: z.string(),
   primaryId: z.string(),
@@ -67,6 +76,8 @@ export type RepointJob = z.infer<typeof repointJobSchema>;
 /** Payload of `fence`: make a writable node that is not the primary of the epoch refuse writes. */
 export const fenceJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   epoch: z.number().int().min(0),
   nodeId: z.string(),
   reason: z.string(),
@@ -80,6 +91,8 @@ export type FenceJob = z.infer<typeof fenceJobSchema>;
  */
 export const syncStandbysJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   epoch: z.number().int().min(0),
   reason: z.string(),
 });
@@ -93,6 +106,8 @@ export type SyncStandbysJob = z.infer<typeof syncStandbysJobSchema>;
  */
 export const rejoinJobSchema = z.strictObject({
   cluster: z.string(),
+  /** The enqueuer's proof (with a bus key): see {@link jobAuthSchema}. */
+  auth: jobAuthSchema.optional(),
   epoch: z.number().int().min(0),
   nodeId: z.string(),
   reason: z.string(),

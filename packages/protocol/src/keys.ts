@@ -53,6 +53,8 @@ export interface BusKeys {
   readonly slotsInactiveSince: string;
   /** Prefix for BullMQ queues, hash-tagged like the rest. */
   readonly queuePrefix: string;
+  /** Claim of a signed job's nonce (the id of the job that used it), so a copied job cannot run again. */
+  jobNonce(nonce: string): string;
 }
 
 /**
@@ -77,6 +79,7 @@ export function busKeys(cluster: string): BusKeys {
     promotion: (epoch: number) => `${base}:promotion:e${epoch}`,
     slotsInactiveSince: `${base}:slots:inactive-since`,
     syncStandbys: (epoch: number) => `${base}:sync:e${epoch}`,
+    jobNonce: (nonce: string) => `${base}:job-nonce:${nonce}`,
     paused: `${base}:paused`,
     queuePrefix: base,
   });

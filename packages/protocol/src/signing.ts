@@ -40,3 +40,35 @@ export function hasValidSignature(event: Record<string, unknown>, key: string | 
   const expected = Buffer.from(computeSignature(event, key), 'hex');
   return timingSafeEqual(expected, Buffer.from(sig, 'hex'));
 }
+
+/**
+ * Encodes `value` for storage under the Redis key `name`: plain JSON without
+ * a key; with one, `{"v": value, "sig": …}` signed over the key name too, so a
+ * signed value cannot be copied to another key (another epoch's progress).
+ */
+export function sealValue(name: string, value: unknown, key: string | Buffer | undefined): string {
+  if (key === undefined) return JSON.stringify(value);
+  return JSON.stringify({ v: value, sig: computeSignature({ k: name, v: value }, key) });
+}
+
+/** A stored value read back: the value, or why it was not trusted (`value` null, `rejection` null: absent). */
+export type Opened = { value: unknown; rejection: null } | { value: null; rejection: 'malformed' | 'unsigned' | 'bad-signature' };
+
+/**
+ * Decodes a value stored by {@link sealValue} under `name`. With a key, a
+ * value that is not sealed, or sealed with another key or for another name,
+ * is rejected (written by someone with Redis access but not the key).
+ */
+export function openValue(name: string, raw: string | null, key: string | Buffer | undefined): Opened {
+  if (raw === null) return { value: null, rejection: null };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    return { value: null, rejection: 'malformed' };
+  }
+  if (key === undefined) return { value: parsed, rejection: null };
+  if (parsed === null || typeof parsed !== 'object' || !('sig' in parsed) || !('v' in parsed)) return { value: null, rejection: 'unsigned' };
+  const { v, sig } = parsed as { v: unknown; sig: unknown };
+  return hasValidSignature({ k: name, v, sig }, key) ? { value: v, rejection: null } : { value: null, rejection: 'bad-signature' };
+}

@@ -10,8 +10,8 @@ export type RedisSource = string | RedisOptions | Redis | Cluster;
 export interface BusClientEventMap {
   /** A verified event from the channel, a reloaded snapshot, or the stream (catching up after a gap). */
   event: [event: BusEvent, via: 'channel' | 'reload' | 'stream'];
-  /** A message that failed verification; it was dropped. */
-  rejected: [rejection: EventRejection, detail: string];
+  /** A message that failed verification or was published outside the time window; it was dropped. */
+  rejected: [rejection: EventRejection | 'expired', detail: string];
   /** The subscription (re)connected: the caller should reload the snapshot. */
   connected: [];
   error: [err: Error];
@@ -21,6 +21,15 @@ export interface BusClientEventMap {
 export const CATCH_UP_EVENTS = 1_000;
 /** Bound of one Redis read; the connection fails fast while Redis is away. */
 const READ_TIMEOUT_MS = 2_000;
+
+/**
+ * The time window a live event must fall in: published at most `maxAgeMs`
+ * ago and at most `maxSkewMs` in the future (by this host's clock).
+ */
+export interface EventWindow {
+  maxAgeMs: () => number;
+  maxSkewMs: number;
+}
 
 /**
  * Subscribes to a cluster's bus, loads its snapshot and catches up from its
@@ -40,9 +49,12 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
   #closed = false;
   #reloading: Promise<boolean> | undefined;
   #catchingUp: Promise<boolean> | undefined;
+  readonly #window: EventWindow | undefined;
 
-  constructor(source: RedisSource, cluster: string, key: string | undefined) {
+  /** @param window when given, live events (channel, reload) and caught-up snapshots outside it are dropped as `expired`. */
+  constructor(source: RedisSource, cluster: string, key: string | undefined, window?: EventWindow) {
     super();
+    this.#window = window;
     this.keys = busKeys(cluster);
     this.#cluster = cluster;
     this.#key = key;
@@ -79,9 +91,20 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     return null;
   }
 
+  /** Whether `event` was published inside the window; emits `rejected` (`expired`) when not. */
+  #inWindow(event: BusEvent): boolean {
+    if (!this.#window) return true;
+    const ageMs = Date.now() - Date.parse(event.at);
+    const { maxSkewMs } = this.#window;
+    const maxAgeMs = this.#window.maxAgeMs() + maxSkewMs;
+    if (ageMs <= maxAgeMs && ageMs >= -maxSkewMs) return true;
+    this.emit('rejected', 'expired', `${event.type} t${event.term}/s${event.seq} published at ${event.at}: ${ageMs >= 0 ? `${ageMs} ms ago (at most ${maxAgeMs})` : `${-ageMs} ms in the future (at most ${maxSkewMs})`}`);
+    return false;
+  }
+
   #handle(message: string, via: 'channel' | 'reload'): void {
     const event = this.#parse(message);
-    if (event) this.emit('event', event, via);
+    if (event && this.#inWindow(event)) this.emit('event', event, via);
   }
 
   /** Connects and subscribes; does not wait for Redis to be up. */
@@ -125,7 +148,8 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
         for (const [, fields] of entries.reverse()) {
           const raw = fields[fields.indexOf('event') + 1];
           const event = raw === undefined ? null : this.#parse(raw);
-          if (event) events.push(event);
+          // Older events fill a gap after our position (which orders them); a snapshot replaces the view, so it must be recent.
+          if (event && (event.type !== 'snapshot' || this.#inWindow(event))) events.push(event);
         }
         for (const event of events.slice(catchUpStart(events, position()))) {
           const now = position();

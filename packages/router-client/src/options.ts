@@ -83,6 +83,14 @@ export interface RouterOptions {
   fallback?: 'primary' | 'probe';
   /** HMAC key of the bus; unsigned or badly signed events are dropped. */
   busKey?: string;
+  /**
+   * How far the clocks of the monitor's host and this one may differ. An
+   * event published more than `staleAfterMs` + this ago (a signed snapshot
+   * replayed into Redis), or more than this in the future, is dropped and
+   * counted (`expired`).
+   * @default 30_000
+   */
+  maxClockSkewMs?: number;
   /** Silent when absent. */
   logger?: RouterLogger;
   /** prom-client registry to register metrics in; a private one when absent (never the global one). */

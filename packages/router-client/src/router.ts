@@ -54,6 +54,8 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     if (!options.redis && !options.nodes?.length) throw new RouterError('invalid-option', 'give redis (the bus) or nodes (static topology, probed by the router)');
     const staleAfterMs = options.staleAfterMs;
     if (staleAfterMs !== undefined && !(staleAfterMs >= MIN_STALE_AFTER_MS)) throw new RouterError('invalid-option', `staleAfterMs must be at least ${MIN_STALE_AFTER_MS}, got ${staleAfterMs}`);
+    const skew = options.maxClockSkewMs;
+    if (skew !== undefined && !(Number.isFinite(skew) && skew >= 0)) throw new RouterError('invalid-option', `maxClockSkewMs must be a number of milliseconds ≥ 0, got ${skew}`);
     const maxLagMs = options.defaults?.maxLagMs ?? DEFAULT_ROUTER_OPTIONS.defaults.maxLagMs;
     const maxWritePauseMs = options.maxWritePauseMs ?? DEFAULT_ROUTER_OPTIONS.maxWritePauseMs;
     const waitForLsnMs = options.waitForLsnMs ?? DEFAULT_ROUTER_OPTIONS.waitForLsnMs;

@@ -20,6 +20,9 @@ export interface TopologyViewHooks {
   onEpoch(epoch: number): void;
 }
 
+/** How far the monitor's clock and the router's may differ before an event counts as replayed. */
+export const DEFAULT_MAX_CLOCK_SKEW_MS = 30_000;
+
 /** Silence of this many of the monitor's heartbeats makes the bus stale. */
 export const STALE_HEARTBEATS = 3;
 /** The monitor's heartbeat until a snapshot says otherwise (its documented default). */
@@ -98,7 +101,10 @@ export class TopologyView {
       );
     }
     if (options.redis) {
-      this.#bus = new BusClient(options.redis, options.cluster, options.busKey);
+      this.#bus = new BusClient(options.redis, options.cluster, options.busKey, {
+        maxAgeMs: () => this.staleAfterMs,
+        maxSkewMs: options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
+      });
       this.#bus.on('event', (event) => this.#onBusEvent(event));
       this.#bus.on('rejected', (rejection, detail) => {
         this.#metrics.events.inc({ outcome: rejection });

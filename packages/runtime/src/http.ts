@@ -20,21 +20,29 @@ export interface ServiceHttpOptions {
   health(): { ok: boolean } & Record<string, unknown>;
   /** The service's own registry (never the global one). */
   registry: Registry;
-  /** Bearer token every route requires; open when undefined. */
+  /** Bearer token the API requires (see {@link createServiceApp}); open when undefined. */
   token: string | undefined;
+  /**
+   * Paths that stay open with a token (health checks of load balancers that
+   * send no header): they must answer with nothing beyond a verdict.
+   */
+  openPath?: (path: string) => boolean;
 }
 
 /**
- * A Hono app with a service's common routes: a bearer-token guard on every
- * route when a token is configured, `/health` and `/metrics`. The service
- * adds its own routes to it.
+ * A Hono app with a service's common routes, `/health` and `/metrics`; the
+ * service adds its own. With a token, every route requires it (constant-time
+ * comparison) except `/health` — which then answers a caller without the
+ * token with its verdict only (`{ ok }`), no detail — and `openPath` ones.
  */
 export function createServiceApp(options: ServiceHttpOptions): Hono {
   const app = new Hono();
   const token = options.token;
+  const authorized = (header: string | undefined) => token === undefined || bearerMatches(header, token);
   if (token !== undefined) {
     app.use('*', async (c, next) => {
-      if (!bearerMatches(c.req.header('authorization'), token)) {
+      const path = c.req.path;
+      if (path !== '/health' && !options.openPath?.(path) && !authorized(c.req.header('authorization'))) {
         return c.json({ error: 'missing or wrong bearer token' }, 401, { 'www-authenticate': 'Bearer' });
       }
       await next();
@@ -43,7 +51,8 @@ export function createServiceApp(options: ServiceHttpOptions): Hono {
   }
   app.get('/health', (c) => {
     const health = options.health();
-    return c.json(health, health.ok ? 200 : 503);
+    const body = authorized(c.req.header('authorization')) ? health : { ok: health.ok };
+    return c.json(body, health.ok ? 200 : 503);
   });
   app.get('/metrics', async (c) => c.text(await options.registry.metrics(), 200, { 'content-type': options.registry.contentType }));
   return app;

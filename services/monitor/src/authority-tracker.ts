@@ -1,7 +1,7 @@
 import type { AuthorityStore } from '@pgreplica/bus';
 import { type AuthorityResolution, resolveAuthority } from '@pgreplica/decisions';
 import type { Authority, ProbeResult } from '@pgreplica/probe';
-import type { PrimaryRecord, Topology } from '@pgreplica/protocol';
+import type { AuthorityRejection, PrimaryRecord, Topology } from '@pgreplica/protocol';
 import type { Logger } from 'pino';
 
 /** Runs a statement on a node (the monitor's probe connection to it). */
@@ -23,11 +23,16 @@ export class AuthorityTracker {
   #paused = false;
   #floorEpoch = 0;
   #pending: AuthorityResolution | null = null;
+  /** The bus value last read and not trusted (replaced when the bus is repaired). */
+  #untrusted: string | null = null;
   #lastWarning = '';
+  readonly #onRejected: (key: 'primary' | 'paused', reason: AuthorityRejection) => void;
 
-  constructor(store: AuthorityStore, logger: Logger) {
+  /** @param onRejected called for each read that found an untrusted value (for a counter). */
+  constructor(store: AuthorityStore, logger: Logger, onRejected: (key: 'primary' | 'paused', reason: AuthorityRejection) => void = () => {}) {
     this.#store = store;
     this.#logger = logger;
+    this.#onRejected = onRejected;
   }
 
   /** The primary record, once known. */
@@ -42,11 +47,19 @@ export class AuthorityTracker {
 
   /** Reads the bus record, pause flag and term. Returns the term. Throws when Redis fails. */
   async refresh(): Promise<number> {
-    const { record, raw, paused, term } = await this.#store.read();
-    if (raw !== null && record === null) this.#warn('primary record on the bus is not valid; ignoring it');
-    this.#bus = record;
-    this.#paused = paused;
-    return term;
+    const view = await this.#store.read();
+    this.#untrusted = view.recordRejection ? view.raw : null;
+    if (view.recordRejection) {
+      this.#onRejected('primary', view.recordRejection);
+      this.#warn(`the primary record on the bus is ${describe(view.recordRejection)}: ignoring it (the databases' epoch records decide; the leader rewrites it)`);
+    }
+    if (view.pauseRejection) {
+      this.#onRejected('paused', view.pauseRejection);
+      this.#warn(`the pause flag on the bus is ${describe(view.pauseRejection)}: ignoring it (automatic remediation is NOT paused; pgreplica pause writes a signed one)`);
+    }
+    this.#bus = view.record;
+    this.#paused = view.paused;
+    return view.term;
   }
 
   /**
@@ -99,14 +112,14 @@ export class AuthorityTracker {
     if (pending.kind === 'bootstrap') {
       const record: PrimaryRecord = { epoch: pending.epoch, primaryId: pending.primaryId, systemIdentifier: pending.systemIdentifier, at: new Date().toISOString(), cause: 'bootstrap' };
       await exec(pending.primaryId, epochRowSql, rowParams(record));
-      if (!(await this.#store.raise(record))) return false;
+      if (!(await this.#store.raise(record, this.#untrusted))) return false;
       this.#record = record;
       this.#floorEpoch = Math.max(this.#floorEpoch, record.epoch);
       this.#logger.info({ primaryId: record.primaryId, epoch: record.epoch }, 'recorded the first primary (database, then bus)');
       return true;
     }
     if (pending.kind === 'record' && pending.repairBus) {
-      const written = await this.#store.raise(pending.record);
+      const written = await this.#store.raise(pending.record, this.#untrusted);
       if (written) this.#logger.warn({ epoch: pending.record.epoch, primaryId: pending.record.primaryId }, 'restored the primary record on the bus from the databases');
       return written;
     }
@@ -118,6 +131,10 @@ export class AuthorityTracker {
     this.#lastWarning = message;
     this.#logger.warn(message);
   }
+}
+
+function describe(rejection: AuthorityRejection): string {
+  return rejection === 'malformed' ? 'not valid' : rejection === 'unsigned' ? 'not signed (written without the bus key)' : 'signed with another key';
 }
 
 /** The parameters of `EPOCH_WRITE_QUERY` for a record. */

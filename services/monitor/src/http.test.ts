@@ -42,10 +42,26 @@ describe('monitor HTTP API', () => {
     expect((await app.request('/metrics')).headers.get('content-type')).toContain('text/plain');
   });
 
-  it('requires the bearer token when one is configured', async () => {
+  it('requires the bearer token for the topology and metrics when one is configured', async () => {
     const secured = createHttpApp(state, 's3cret-token');
-    expect((await secured.request('/health')).status).toBe(401);
-    expect((await secured.request('/health', { headers: { authorization: 'Bearer wrong-token!' } })).status).toBe(401);
-    expect((await secured.request('/health', { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+    for (const path of ['/topology', '/metrics']) {
+      expect((await secured.request(path)).status).toBe(401);
+      expect((await secured.request(path, { headers: { authorization: 'Bearer wrong-token!' } })).status).toBe(401);
+      expect((await secured.request(path, { headers: { authorization: 'Bearer s3cret-tokex' } })).status).toBe(401);
+      expect((await secured.request(path, { headers: { authorization: 'Bearer s3cret-token' } })).status).toBe(200);
+    }
+  });
+
+  it('answers health checks without the token with a verdict only (no host, user or position)', async () => {
+    const secured = createHttpApp(state, 's3cret-token');
+    const open = await secured.request('/health');
+    expect(open.status).toBe(200);
+    expect(await open.json()).toEqual({ ok: true });
+    const full = await secured.request('/health', { headers: { authorization: 'Bearer s3cret-token' } });
+    expect(await full.json()).toMatchObject({ ok: true, leader: true, instanceId: 'm1' });
+    const check = await secured.request('/nodes/r1/replica');
+    expect(check.status).toBe(200);
+    const body = JSON.stringify(await check.json());
+    expect(body).not.toMatch(/127\.0\.0\.1|Lsn|host|user/i);
   });
 });

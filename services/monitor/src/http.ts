@@ -15,10 +15,13 @@ export interface HttpState {
 /**
  * The monitor's HTTP API: /health, /metrics, /topology, and per-node checks
  * answering 200 or 503 so HAProxy can route clients that do not use the
- * router (the idea of Patroni's REST checks).
+ * router (the idea of Patroni's REST checks). With a token, /metrics and
+ * /topology require it; /health and the node checks do not, and tell a
+ * caller without it no host, user or position.
  */
 export function createHttpApp(state: HttpState, token: string | undefined): Hono {
-  const app = createServiceApp({ health: state.health, registry: state.registry, token });
+  // HAProxy's checks send no token: /nodes/* stay open and answer with a verdict, a role and a status only.
+  const app = createServiceApp({ health: state.health, registry: state.registry, token, openPath: (path) => path.startsWith('/nodes/') });
 
   app.get('/topology', (c) => {
     const topology = state.topology();

@@ -26,6 +26,12 @@ export class MonitorMetrics {
   readonly epoch = new Gauge({ name: 'pgreplica_epoch', help: 'Primary epoch as known to this monitor.', registers: [this.registry] });
   readonly jobsEnqueued = new Counter({ name: 'pgreplica_jobs_enqueued_total', help: 'Remediation jobs enqueued, by job name.', labelNames: ['job'], registers: [this.registry] });
   readonly failoversSuppressed = new Counter({ name: 'pgreplica_failovers_suppressed_total', help: 'Failovers not started, by reason.', labelNames: ['reason'], registers: [this.registry] });
+  readonly authorityRejected = new Counter({
+    name: 'pgreplica_authority_rejected_total',
+    help: 'Reads of the primary record or pause flag on the bus that found a value not trusted (malformed, unsigned, signed with another key), by key and reason.',
+    labelNames: ['key', 'reason'],
+    registers: [this.registry],
+  });
   readonly rounds = new Counter({ name: 'pgreplica_probe_rounds_total', help: 'Assessment rounds completed.', registers: [this.registry] });
 
   constructor() {

@@ -89,7 +89,7 @@ export class Monitor {
       this.#needSnapshot = true;
       this.#logger.info('redis connection ready');
     });
-    this.#queue = new RemediationQueue(this.#bullRedis, this.keys.queuePrefix, this.#logger, this.metrics);
+    this.#queue = new RemediationQueue(this.#bullRedis, this.keys.queuePrefix, this.#logger, this.metrics, this.config.busKey);
     this.#lease = new LeaderLease(this.#redis, this.keys, this.config.instanceId, this.config.monitor.leader.leaseTtlMs);
     this.#publisher = new BusPublisher({
       redis: this.#redis,
@@ -99,7 +99,7 @@ export class Monitor {
       key: this.config.busKey,
       streamMaxLen: this.config.bus.streamMaxLen,
     });
-    this.#authority = new AuthorityTracker(new AuthorityStore(this.#redis, this.keys), this.#logger);
+    this.#authority = new AuthorityTracker(new AuthorityStore(this.#redis, this.keys, this.config.busKey), this.#logger, (key, reason) => this.metrics.authorityRejected.inc({ key, reason }));
 
     const app = createHttpApp(
       {

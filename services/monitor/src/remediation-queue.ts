@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { REMEDIATION_QUEUE } from '@pgreplica/protocol';
+import { REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
 import { Queue } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -31,8 +31,11 @@ export class RemediationQueue {
   readonly #logger: Logger;
   readonly #metrics: MonitorMetrics;
   readonly #lastAdded = new Map<string, number>();
+  readonly #key: string | undefined;
 
-  constructor(connection: Redis | Cluster, prefix: string, logger: Logger, metrics: MonitorMetrics) {
+  /** @param key the bus key: every job is signed with it (the worker refuses unsigned ones when it has the key). */
+  constructor(connection: Redis | Cluster, prefix: string, logger: Logger, metrics: MonitorMetrics, key?: string) {
+    this.#key = key;
     this.#queue = new Queue(REMEDIATION_QUEUE, { connection, prefix, defaultJobOptions: { removeOnComplete: 1000, removeOnFail: 1000 } });
     this.#queue.on('error', (err) => logger.debug({ err }, 'queue error'));
     this.#logger = logger;
@@ -46,7 +49,7 @@ export class RemediationQueue {
     this.#lastAdded.set(job.dedupeId, nowMs);
     for (const [id, at] of this.#lastAdded) if (nowMs - at > 10 * 60_000) this.#lastAdded.delete(id);
     try {
-      const added = await this.#queue.add(job.name, job.payload, {
+      const added = await this.#queue.add(job.name, signJob(job.name, job.payload, this.#key), {
         jobId: `${job.dedupeId}.${randomUUID()}`,
         deduplication: { id: job.dedupeId },
         attempts: 5,

@@ -1,5 +1,5 @@
 import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, RemediationLedger } from '@pgreplica/bus';
-import { busKeys, type BusKeys, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
+import { busKeys, type BusKeys, checkJobAuth, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
 import { closeServer, type Config, type HttpServer, createServiceApp, listen, runShutdownSteps } from '@pgreplica/runtime';
 import { type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
@@ -28,6 +28,18 @@ export class RemediationWorker {
   readonly keys: BusKeys;
   readonly registry = new Registry();
   readonly #logger: Logger;
+  readonly #refused = new Counter({
+    name: 'pgreplica_worker_jobs_refused_total',
+    help: 'Jobs refused before they ran (unknown name, invalid payload, other cluster, unsigned, bad signature, expired, replayed), by job and reason.',
+    labelNames: ['job', 'reason'],
+    registers: [this.registry],
+  });
+  readonly #stateRejected = new Counter({
+    name: 'pgreplica_worker_state_rejected_total',
+    help: 'Remediation state read from Redis (promotion progress, last failover, slot first-seen, synchronous standbys) not signed with the bus key, by reason.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly #jobs = new Counter({ name: 'pgreplica_worker_jobs_total', help: 'Remediation jobs by name and outcome.', labelNames: ['job', 'outcome'], registers: [this.registry] });
   readonly #duration = new Histogram({ name: 'pgreplica_worker_job_duration_seconds', help: 'Duration of remediation jobs.', labelNames: ['job'], buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120], registers: [this.registry] });
   #status: WorkerStatus = 'idle';
@@ -80,9 +92,12 @@ export class RemediationWorker {
       streamMaxLen: this.config.bus.streamMaxLen,
       fenced: false,
     });
-    this.#authority = new AuthorityStore(this.#redis, this.keys);
+    this.#authority = new AuthorityStore(this.#redis, this.keys, this.config.busKey);
     this.#changeLock = new ChangeLock(this.#redis, this.keys);
-    this.#ledger = new RemediationLedger(this.#redis, this.keys);
+    this.#ledger = new RemediationLedger(this.#redis, this.keys, this.config.busKey, (key, reason) => {
+      this.#stateRejected.inc({ reason });
+      this.#logger.warn({ key, reason }, 'remediation state on the bus is not signed with the bus key: treated as absent');
+    });
 
     const app = createServiceApp({
       health: () => ({ ok: this.#status === 'running' && this.#worker?.isRunning() === true, status: this.#status }),
@@ -113,12 +128,18 @@ export class RemediationWorker {
 
   async #process(job: Job, signal: AbortSignal | undefined): Promise<unknown> {
     // Own properties only: a job named "constructor" or "__proto__" is unknown, not Object's.
-    if (!Object.hasOwn(JOB_SCHEMAS, job.name)) throw new UnrecoverableError(`unknown job "${job.name}"`);
+    if (!Object.hasOwn(JOB_SCHEMAS, job.name)) throw this.#refuse(job, 'unknown', 'unknown-job', `unknown job "${job.name}"`);
     const name = job.name as JobName;
     const schema = JOB_SCHEMAS[name];
     const parsed = schema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
-    if (parsed.data.cluster !== this.config.cluster) throw new UnrecoverableError(`job for cluster ${parsed.data.cluster}, this worker serves ${this.config.cluster}`);
+    if (!parsed.success) throw this.#refuse(job, name, 'invalid', `invalid ${job.name} payload: ${parsed.error.message}`);
+    if (parsed.data.cluster !== this.config.cluster) throw this.#refuse(job, name, 'other-cluster', `job for cluster ${parsed.data.cluster}, this worker serves ${this.config.cluster}`);
+    const auth = checkJobAuth(name, job.data as Record<string, unknown>, this.config.busKey);
+    if (auth) throw this.#refuse(job, name, auth, `job ${auth === 'expired' ? 'expired' : `not signed with the bus key (${auth})`}: only the monitor and the CLI, which hold the key, may enqueue jobs`);
+    const nonceKey = parsed.data.auth ? this.keys.jobNonce(parsed.data.auth.nonce) : null;
+    if (nonceKey && parsed.data.auth && !(await this.#claimNonce(nonceKey, String(job.id), parsed.data.auth.exp))) {
+      throw this.#refuse(job, name, 'replayed', 'job refused: its signed proof was already used by another job (a copy)');
+    }
     const logger = this.#logger.child({ job: job.name, jobId: job.id, attempt: job.attemptsMade + 1 });
     const ctx: JobContext = {
       config: this.config,
@@ -167,6 +188,7 @@ export class RemediationWorker {
         }
       }
       this.#jobs.inc({ job: job.name, outcome: 'ok' });
+      await this.#spendNonce(nonceKey);
       logger.info({ result, changed: ctx.changed }, 'job finished');
       return { result, changed: ctx.changed };
     } catch (err) {
@@ -174,6 +196,7 @@ export class RemediationWorker {
       const record = await this.#authority!.primaryRecord().catch(() => null);
       await ctx.publish('remediation.failed', { job: job.name, jobId: String(job.id), error: (err as Error).message, changed: ctx.changed }, record?.epoch ?? 0);
       logger.error({ err, changed: ctx.changed }, 'job failed');
+      if (err instanceof UnrecoverableError) await this.#spendNonce(nonceKey);
       if (ctx.changed.length === 0) throw err;
       // BullMQ keeps the message: make it say exactly what changed before the failure.
       const message = `${(err as Error).message} (changed before failing: ${ctx.changed.join('; ')})`;
@@ -181,6 +204,29 @@ export class RemediationWorker {
     } finally {
       timer();
     }
+  }
+
+  /** Counts, logs and returns the error for a job refused before it ran (nothing was touched). */
+  #refuse(job: Job, name: string, reason: string, message: string): UnrecoverableError {
+    this.#refused.inc({ job: name, reason });
+    this.#logger.warn({ job: name, jobId: job.id, reason }, message);
+    return new UnrecoverableError(message);
+  }
+
+  /**
+   * Claims a signed job's nonce for this job id: a re-delivery of the same job
+   * (retry, stalled worker) keeps its claim; a copy under another id, or any
+   * job after the first one finished, is refused. Kept past the proof's expiry.
+   */
+  async #claimNonce(nonceKey: string, jobId: string, exp: string): Promise<boolean> {
+    const ttlMs = Math.max(60_000, Date.parse(exp) - Date.now() + 60_000);
+    if ((await this.#redis!.set(nonceKey, jobId, 'PX', ttlMs, 'NX')) === 'OK') return true;
+    return (await this.#redis!.get(nonceKey)) === jobId;
+  }
+
+  /** Marks a nonce used up once its job has finished for good (no re-run may use it). */
+  async #spendNonce(nonceKey: string | null): Promise<void> {
+    if (nonceKey) await this.#redis!.set(nonceKey, 'spent', 'KEEPTTL').catch(() => {});
   }
 
   /** Stops taking jobs, waits for the running one (bounded by BullMQ), then closes connections. Idempotent. */
