@@ -47,9 +47,17 @@ export class LeaderLease {
     if (term > this.#highestSeen) this.#highestSeen = term;
   }
 
-  /** Renews or tries to acquire the lease. Never throws. */
-  async tick(): Promise<LeaseState> {
+  /**
+   * Renews or tries to acquire the lease. Never throws. With `mayLead` false
+   * (this instance reaches no PostgreSQL node while another does), gives the
+   * lease up, or does not try to take it.
+   */
+  async tick(mayLead = true): Promise<LeaseState> {
     const was = this.#leader;
+    if (!mayLead) {
+      await this.release();
+      return { leader: false, term: 0, changed: was };
+    }
     try {
       if (this.#leader) {
         this.#leader = (await runScript(this.#redis, 'lease-renew', [this.#keys.leader], [this.#instanceId, this.#ttlMs])) === 1;
@@ -67,6 +75,36 @@ export class LeaderLease {
     }
     if (!this.#leader) this.#term = 0;
     return { leader: this.#leader, term: this.#term, changed: was !== this.#leader };
+  }
+
+  /**
+   * Reports how many PostgreSQL nodes this instance reached (kept for
+   * `staleAfterMs`), and returns whether another live instance reaches at
+   * least one. Never throws (false when Redis does not answer).
+   */
+  async reportReach(reachable: number, staleAfterMs: number, nowMs = Date.now()): Promise<boolean> {
+    try {
+      await this.#redis.hset(this.#keys.monitors, this.#instanceId, JSON.stringify({ reachable, at: nowMs }));
+      const all = await this.#redis.hgetall(this.#keys.monitors);
+      let others = false;
+      const gone: string[] = [];
+      for (const [id, raw] of Object.entries(all)) {
+        if (id === this.#instanceId) continue;
+        let peer: { reachable?: unknown; at?: unknown } = {};
+        try {
+          peer = JSON.parse(raw) as typeof peer;
+        } catch {
+          // Not ours: ignored.
+        }
+        const at = typeof peer.at === 'number' ? peer.at : 0;
+        if (nowMs - at > 10 * staleAfterMs) gone.push(id);
+        else if (nowMs - at <= staleAfterMs && typeof peer.reachable === 'number' && peer.reachable > 0) others = true;
+      }
+      if (gone.length > 0) await this.#redis.hdel(this.#keys.monitors, ...gone);
+      return others;
+    } catch {
+      return false;
+    }
   }
 
   /** Gives the lease up so a standby takes over at once. Never throws. */

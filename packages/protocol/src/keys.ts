@@ -53,6 +53,8 @@ export interface BusKeys {
   readonly slotsInactiveSince: string;
   /** Prefix for BullMQ queues, hash-tagged like the rest. */
   readonly queuePrefix: string;
+  /** Hash: monitor instance id → how many nodes it reached and when (so one that reaches none lets another lead). */
+  readonly monitors: string;
   /** Claim of a signed job's nonce (the id of the job that used it), so a copied job cannot run again. */
   jobNonce(nonce: string): string;
 }
@@ -80,6 +82,7 @@ export function busKeys(cluster: string): BusKeys {
     slotsInactiveSince: `${base}:slots:inactive-since`,
     syncStandbys: (epoch: number) => `${base}:sync:e${epoch}`,
     jobNonce: (nonce: string) => `${base}:job-nonce:${nonce}`,
+    monitors: `${base}:monitors`,
     paused: `${base}:paused`,
     queuePrefix: base,
   });

@@ -167,9 +167,14 @@ export class Monitor {
         this.#logger.debug({ err }, 'cannot read the primary record');
       }
     }
-    const lease = redisUp ? await this.#lease!.tick() : { leader: false, term: 0, changed: this.#lease!.isLeader };
-    if (!redisUp && this.#lease!.isLeader) await this.#lease!.release();
     const probes = this.#fleet.results(now.getTime());
+    // A monitor cut off from every PostgreSQL node (but not from Redis) must not lead while another one sees them.
+    const reached = probes.filter((p) => p.ok).length;
+    const othersReach = redisUp ? await this.#lease!.reportReach(reached, this.config.monitor.leader.leaseTtlMs) : false;
+    const mayLead = reached > 0 || !othersReach;
+    if (!mayLead && this.#lease!.isLeader) this.#logger.warn({ reached }, 'this monitor reaches no PostgreSQL node and another one does: giving the lease up');
+    const lease = redisUp ? await this.#lease!.tick(mayLead) : { leader: false, term: 0, changed: this.#lease!.isLeader };
+    if (!redisUp && this.#lease!.isLeader) await this.#lease!.release();
     // Terms never go backwards, even when Redis restarts empty: the nodes keep a floor.
     for (const p of probes) if (p.ok && p.sample.termFloor !== null) this.#lease!.observeTerm(p.sample.termFloor);
     if (lease.changed) {
