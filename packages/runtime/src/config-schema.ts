@@ -237,7 +237,7 @@ export const configFileSchema = z
           .string()
           .min(1)
           .default('PGREPLICA_BUS_KEY')
-          .describe('Environment variable holding the HMAC key (at least 16 characters) that signs bus events and jobs; unsigned when unset.'),
+          .describe('Environment variable holding the HMAC key (at least 16 characters) that signs bus events; unsigned when unset.'),
         keyFile: z.string().min(1).optional().describe('File holding the HMAC key (first line); wins over keyEnv.'),
         streamMaxLen: z.number().int().min(100).default(10_000).describe('Events kept in the audit stream (`pgreplica events`).'),
       })
