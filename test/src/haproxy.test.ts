@@ -19,7 +19,7 @@ const MONITOR_FALL = 3;
 const HAPROXY_INTER_MS = 1_000;
 const HAPROXY_FASTINTER_MS = 100;
 /** A dead replica must be out of the read port within this (plus scheduling slack on a busy machine). */
-const DOWN_BOUND_MS = MONITOR_FALL * PROBE_INTERVAL_MS + HAPROXY_INTER_MS + HAPROXY_FASTINTER_MS + 2_000;
+const DOWN_BOUND_MS = MONITOR_FALL * PROBE_INTERVAL_MS + HAPROXY_INTER_MS + HAPROXY_FASTINTER_MS + 3_000;
 
 /** The servers of a listener that take new connections: UP, or UP but failing checks ("UP 1/2"). */
 const routing = (servers: ServerState[], listener: string) =>
