@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Installs what `npm start`, `npm test` and `npm run bench` need and is
 // missing: npm packages (npm ci), the PostgreSQL server and redis-server (from
-// Debian's packages, as root). Uses only Node's standard library, because it
-// runs before any dependency is installed. Idempotent and quick when nothing
-// is missing.
+// Debian's packages, as root) and, for `npm test`, `npm run bench` and CI, the
+// tools that check the operator files in deploy/ (haproxy, promtool from the
+// prometheus package, systemd-analyze). Uses only Node's standard library,
+// because it runs before any dependency is installed. Idempotent and quick
+// when nothing is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -59,18 +61,39 @@ if (major < 20) {
 const missing = [];
 if (!hasPostgresServer()) missing.push('postgresql');
 if (!onPath('redis-server') && !executable('/usr/bin/redis-server')) missing.push('redis-server');
+// The deploy checks (test/src/haproxy.test.ts, deploy-files.test.ts, the HAProxy
+// benchmark) run the real tools; `npm start` does not need them.
+const DEPLOY_TOOLS = { haproxy: 'haproxy', promtool: 'prometheus', 'systemd-analyze': 'systemd' };
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: npm sets it for its lifecycle scripts; not a task input
+const forDeployChecks = process.env.npm_lifecycle_event !== 'prestart';
+const missingTools = forDeployChecks ? Object.entries(DEPLOY_TOOLS).filter(([program]) => !onPath(program) && !executable(`/usr/sbin/${program}`)) : [];
+const missingToolPackages = missingTools.map(([, pkg]) => pkg);
+missing.push(...missingToolPackages);
 if (missing.length > 0) {
   if (process.getuid?.() !== 0) {
     say(`missing: ${missing.join(', ')}. Install them as root: apt-get update && apt-get install -y ${missing.join(' ')}`);
     process.exit(1);
   }
   if (!onPath('apt-get')) {
-    say(`missing: ${missing.join(', ')}, and this is not a Debian-like system: install the PostgreSQL server (13+) and redis-server, or set PG_BINDIR / REDIS_SERVER`);
+    say(
+      `missing: ${missing.join(', ')}, and this is not a Debian-like system: install the PostgreSQL server (13+), redis-server, haproxy, promtool and systemd-analyze, or set PG_BINDIR / REDIS_SERVER`,
+    );
     process.exit(1);
   }
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  run('apt-get', ['update', '-qq'], { env });
-  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+  // Only the programs are wanted: keep the haproxy and prometheus daemons from
+  // starting during the install (policy-rc.d), and from starting at boot.
+  const policy = '/usr/sbin/policy-rc.d';
+  const ownPolicy = missingToolPackages.length > 0 && !existsSync(policy);
+  if (ownPolicy) writeFileSync(policy, '#!/bin/sh\n# pgreplica bootstrap: no service starts while it installs tools\nexit 101\n', { mode: 0o755 });
+  try {
+    run('apt-get', ['update', '-qq'], { env });
+    run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { env });
+  } finally {
+    if (ownPolicy) rmSync(policy, { force: true });
+  }
+  const daemons = missingToolPackages.filter((pkg) => pkg === 'haproxy' || pkg === 'prometheus');
+  if (daemons.length > 0 && existsSync('/run/systemd/system')) spawnSync('systemctl', ['disable', '--quiet', ...daemons], { stdio: 'inherit' });
 }
 
 // --- npm packages ---
