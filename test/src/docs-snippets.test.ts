@@ -30,7 +30,7 @@ function help(program: string, args: string[]): string {
   }
   return helpCache.get(key)!;
 }
-const CLI = join(REPO, 'packages/cli/dist/cli.js');
+const CLI = join(REPO, 'packages/cli/bin/pgreplica.mjs');
 const rootScripts = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
 
 /** Flags (--x, -x) among `words`. */
