@@ -102,7 +102,7 @@ writeFileSync(
       monitor: { http: { host: '127.0.0.1', port: httpPort } },
       worker: {
         http: { host: '127.0.0.1', port: workerPort },
-        hooks: { stop: `node ${hook} stop`, rejoin: `node ${hook} rejoin` },
+        hooks: { stop: `node ${hook} stop`, rejoin: `node ${hook} rejoin`, passEnv: ['PGREPLICA_SANDBOX_STATE'] },
         autoRejoin: true,
       },
     },

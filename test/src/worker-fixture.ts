@@ -20,7 +20,7 @@ export function workerEnv(sandbox: Sandbox, busKey?: string): NodeJS.ProcessEnv 
 export function clusterConfig(sandbox: Sandbox, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return monitorConfig(sandbox, {
     failover: { policy: 'auto', failoverAfterMs: 1_000, witnessFreshMs: 3_000 },
-    worker: { http: { port: 0 }, stalledIntervalMs: 1_000, lockDurationMs: 5_000, catchupTimeoutMs: 10_000, repointTimeoutMs: 15_000, hooks: { rejoin: `node ${SANDBOX_HOOK} rejoin`, stop: `node ${SANDBOX_HOOK} stop` } },
+    worker: { http: { port: 0 }, stalledIntervalMs: 1_000, lockDurationMs: 5_000, catchupTimeoutMs: 10_000, repointTimeoutMs: 15_000, hooks: { rejoin: `node ${SANDBOX_HOOK} rejoin`, stop: `node ${SANDBOX_HOOK} stop`, passEnv: ['PGREPLICA_SANDBOX_STATE'] } },
     ...overrides,
   });
 }

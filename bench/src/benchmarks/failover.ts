@@ -8,7 +8,7 @@ import { summarize } from '../stats.js';
 import type { Benchmark } from '../types.js';
 
 const HOOK = fileURLToPath(new URL('../../../packages/sandbox/dist/hook.js', import.meta.url));
-const WORKER = { http: { port: 0 }, hooks: { stop: `node ${HOOK} stop`, rejoin: `node ${HOOK} rejoin` } };
+const WORKER = { http: { port: 0 }, hooks: { stop: `node ${HOOK} stop`, rejoin: `node ${HOOK} rejoin`, passEnv: ['PGREPLICA_SANDBOX_STATE'] } };
 const FAILOVER = { policy: 'auto', failoverAfterMs: 1_000, witnessFreshMs: 3_000 };
 
 async function cluster(sandbox: Sandbox) {

@@ -102,7 +102,7 @@ export function buildProgram(io: CliIo): Command {
     .action((o: { to?: string; dryRun?: boolean; wait?: boolean; timeoutMs: string; json?: boolean }) =>
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         if (o.to) requireNode(ctx, o.to);
-        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary));
+        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary), ctx.config.busKey);
         if (!record) throw new CliError(4, `no primary recorded for cluster "${ctx.config.cluster}": is pgreplica-monitor running?`);
         if (o.to === record.primaryId) throw new CliError(2, `${o.to} is already the primary (epoch ${record.epoch})`);
         const data = {
@@ -132,7 +132,7 @@ export function buildProgram(io: CliIo): Command {
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         requireNode(ctx, o.to);
         await requireLeader(ctx);
-        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary));
+        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary), ctx.config.busKey);
         if (!record) throw new CliError(4, `no primary recorded for cluster "${ctx.config.cluster}"`);
         if (o.to === record.primaryId) throw new CliError(2, `${o.to} is already the primary (epoch ${record.epoch})`);
         const pause = Number(o.maxWritePauseMs);
@@ -151,7 +151,7 @@ export function buildProgram(io: CliIo): Command {
     .action((nodeId: string, o: { timeoutMs: string; json?: boolean }) =>
       withCtx(opts().config, o.json === true, io, async (ctx) => {
         requireNode(ctx, nodeId);
-        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary));
+        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary), ctx.config.busKey);
         if (!record) throw new CliError(4, `no primary recorded for cluster "${ctx.config.cluster}": is pgreplica-monitor running?`);
         if (nodeId === record.primaryId) throw new CliError(2, `${nodeId} is the primary (epoch ${record.epoch}): nothing to rejoin`);
         const data = { cluster: ctx.config.cluster, epoch: record.epoch, nodeId, reason: 'pgreplica rejoin' };
@@ -167,7 +167,7 @@ export function buildProgram(io: CliIo): Command {
     .addOption(jsonOption())
     .action((o: { cleanup?: boolean; dryRun?: boolean; json?: boolean }) =>
       withCtx(opts().config, o.json === true, io, async (ctx) => {
-        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary));
+        const record = parsePrimaryRecord(await ctx.redis.get(ctx.keys.primary), ctx.config.busKey);
         if (!record) throw new CliError(4, `no primary recorded for cluster "${ctx.config.cluster}"`);
         if (o.dryRun && !o.cleanup) throw new CliError(2, '--dry-run goes with --cleanup');
         if (o.cleanup) {
@@ -205,7 +205,7 @@ export function buildProgram(io: CliIo): Command {
   ] as const) {
     program
       .command(name)
-      .description(on ? 'stop all automatic remediation cluster-wide' : 'allow automatic remediation again')
+      .description(on ? 'stop automatic failover, slot cleanup and rejoin cluster-wide (fencing a second primary and the synchronous standby set stay on)' : 'allow automatic remediation again')
       .action(() =>
         withCtx(opts().config, false, io, async (ctx) => {
           await new AuthorityStore(ctx.redis, ctx.keys, ctx.config.busKey).setPaused(on);

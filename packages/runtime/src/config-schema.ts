@@ -148,6 +148,12 @@ const workerSection = z
           .optional()
           .describe('Makes the old primary a replica of the new one and starts it (switchover; pg_rewind where needed). Without it the old primary stays fenced.'),
         timeoutMs: ms('worker.hooks.timeoutMs').default(60_000).describe('How long a hook may run before it is killed and counted as failed.'),
+        passEnv: z
+          .array(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
+          .default([])
+          .describe(
+            "Names of the worker's environment variables a hook also gets (e.g. SSH_AUTH_SOCK, KUBECONFIG). Hooks get PATH, HOME, LANG, LC_*, TZ, TMPDIR and the PGREPLICA_NODE_* / PGREPLICA_PRIMARY_* variables, nothing else: never the database password, the bus key or an HTTP token (naming one of those is refused).",
+          ),
       })
       .prefault({})
       .describe(

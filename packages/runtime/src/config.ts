@@ -131,6 +131,10 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
   const replicationPassword = replication.passwordFile
     ? readSecretFile(replication.passwordFile, 'worker.replication.passwordFile', issues)
     : nonEmpty(env[replication.passwordEnv]);
+  const secretNames = new Set([file.database.passwordEnv, file.bus.keyEnv, file.monitor.http.tokenEnv, file.worker.http.tokenEnv, replication.passwordEnv, 'PGPASSWORD']);
+  for (const name of file.worker.hooks.passEnv) {
+    if (secretNames.has(name)) issues.push(`worker.hooks.passEnv: "${name}" holds a secret of pgreplica; hooks must not get it (remove it, and give the hook its own credentials)`);
+  }
   if (issues.length > 0) throw new ConfigError(source, issues);
   return Object.freeze({
     ...file,

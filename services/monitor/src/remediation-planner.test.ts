@@ -60,4 +60,12 @@ describe('RemediationPlanner', () => {
     expect(planner.plan(r, record, false, noSample, t0).jobs).toEqual([]);
     expect(planner.plan(r, record, false, noSample, t0 + 5_000).jobs).toMatchObject([{ name: 'slot-cleanup', payload: { slotName: 'old' } }]);
   });
+
+  it('while paused plans no slot cleanup, but still fences a second primary', () => {
+    const planner = new RemediationPlanner(config);
+    const sample = { slots: [{ slotName: 'old', slotType: 'physical', active: false, activePid: null, walStatus: 'reserved', safeWalSizeBytes: null, retainedBytes: 1_000 }] } as unknown as NodeSample;
+    const r = round([node('p1', 'primary', 'healthy', 'ok'), node('r1', 'primary', 'unhealthy', 'second-primary')], sample);
+    planner.plan(r, record, true, noSample, t0);
+    expect(planner.plan(r, record, true, noSample, t0 + 5_000).jobs.map((j) => j.name)).toEqual(['fence']);
+  });
 });

@@ -61,7 +61,8 @@ export class RemediationPlanner {
     const cluster = this.#config.cluster;
     const epoch = record?.epoch ?? 0;
     const jobs: PlannedJob[] = [];
-    if (round.primarySample) {
+    // Pause stops what is automatic and not needed for safety: slot cleanup, rejoin, failover.
+    if (round.primarySample && !paused) {
       const slots = this.#config.slots;
       for (const slot of this.#slotWatch.evaluate(round.primarySample.slots, slots, nowMs)) {
         jobs.push({
@@ -92,7 +93,7 @@ export class RemediationPlanner {
         dedupeId: jobId('fence', { cluster, epoch, nodeId: node.id }),
       });
     }
-    if (this.#config.worker.autoRejoin) {
+    if (this.#config.worker.autoRejoin && !paused) {
       // A deposed primary (fenced, or writable with an older epoch) or a forked replica that answers again.
       for (const node of round.nodes) {
         if (node.id === primaryId || (node.reason !== 'fenced' && node.reason !== 'stale-primary' && node.reason !== 'timeline-fork')) continue;

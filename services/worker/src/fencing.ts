@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { JobContext } from './context.js';
 import { nodeEnv, runHook } from './hooks.js';
+import { hookEnv } from './hook-env.js';
 
 /** What a fence did, so it can be reported and undone. */
 export interface FenceOutcome {
@@ -70,7 +71,7 @@ export async function openTransactions(client: pg.Client): Promise<number> {
 export async function fenceNode(ctx: JobContext, nodeId: string): Promise<FenceOutcome> {
   const hook = ctx.config.worker.hooks.fence;
   if (hook) {
-    const run = await runHook(hook, nodeEnv('NODE', ctx.cluster.node(nodeId)), ctx.config.worker.hooks.timeoutMs);
+    const run = await runHook(hook, hookEnv(ctx.config, nodeEnv('NODE', ctx.cluster.node(nodeId))), ctx.config.worker.hooks.timeoutMs);
     if (run.exitCode !== 0) throw new Error(`fence hook failed for ${nodeId} (exit ${run.exitCode}${run.timedOut ? ', timed out' : ''}): ${run.output.trim().slice(-500)}`);
     ctx.changed.push(`ran the fence hook for ${nodeId}`);
     return { kind: 'hook', databases: [], terminated: 0 };

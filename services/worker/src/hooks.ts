@@ -8,13 +8,14 @@ export interface HookResult {
 }
 
 /**
- * Runs an operator's hook command through /bin/sh with the given environment
- * (and nothing secret on its command line). Never throws; a hook that runs
- * longer than `timeoutMs` is killed.
+ * Runs an operator's hook command through /bin/sh with exactly the given
+ * environment (build it with `hookEnv`: nothing secret) and nothing secret on
+ * its command line. Never throws; a hook that runs longer than `timeoutMs` is
+ * killed.
  */
 export function runHook(command: string, env: Record<string, string>, timeoutMs: number): Promise<HookResult> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', command], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/bin/sh', ['-c', command], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let timedOut = false;
     const keep = (chunk: Buffer) => {

@@ -9,6 +9,7 @@ import { sampleOf } from '../cluster-access.js';
 import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext, waitUntil } from '../context.js';
 import { nodeEnv, runHook } from '../hooks.js';
 import { ensureSlot } from '../repoint.js';
+import { hookEnv } from '../hook-env.js';
 
 /** What a rejoin job did. */
 export interface RejoinResult {
@@ -75,7 +76,7 @@ export async function rejoin(job: RejoinJob, ctx: JobContext, jobId: string): Pr
     const reportDir = mkdtempSync(join(tmpdir(), 'pgreplica-rejoin-'));
     const reportFile = join(reportDir, 'report.json');
     try {
-      const run = await runHook(hook, { ...nodeEnv('NODE', node), ...nodeEnv('PRIMARY', primary), PGREPLICA_REPORT_FILE: reportFile }, ctx.config.worker.hooks.timeoutMs);
+      const run = await runHook(hook, hookEnv(ctx.config, { ...nodeEnv('NODE', node), ...nodeEnv('PRIMARY', primary), PGREPLICA_REPORT_FILE: reportFile }), ctx.config.worker.hooks.timeoutMs);
       if (run.exitCode !== 0) throw new Error(`rejoin hook failed for ${node.id} (exit ${run.exitCode}${run.timedOut ? ', timed out' : ''}): ${run.output.trim().slice(-500)}`);
       const report = readReport(reportFile);
       ctx.changed.push(`${node.id} rejoined as a replica of ${primary.id} (${report.method ?? 'rejoin hook'})`);

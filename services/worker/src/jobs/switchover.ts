@@ -10,6 +10,7 @@ import { nodeEnv, runHook } from '../hooks.js';
 import { completePromotion, repointReplicas } from '../primary-change.js';
 import { ensureSlot, type RepointOutcome } from '../repoint.js';
 import { applySyncStandbys } from './sync-standbys.js';
+import { hookEnv } from '../hook-env.js';
 
 /** What a switchover job did. */
 export interface SwitchoverResult {
@@ -156,7 +157,7 @@ async function runSwitchover(
       drained = await drain(ctx, session, oldPrimary, candidate, Math.max(MIN_DRAIN_GRACE_MS, job.maxWritePauseMs / 4));
       let target: string;
       if (hooks.stop) {
-        const hook = await runHook(hooks.stop, nodeEnv('NODE', oldPrimary), hooks.timeoutMs);
+        const hook = await runHook(hooks.stop, hookEnv(ctx.config, nodeEnv('NODE', oldPrimary)), hooks.timeoutMs);
         if (hook.exitCode !== 0) return await fail(`stop hook failed for ${oldPrimary.id} (exit ${hook.exitCode}): ${hook.output.trim().slice(-300)}`);
         stopped = true;
         ctx.changed.push(`stopped ${oldPrimary.id} (stop hook)`);
@@ -225,7 +226,7 @@ async function finish(
   if (old !== 'stopped' && !hooks.rejoin) await fenceOldPrimary(ctx, oldPrimary, old);
   if (hooks.rejoin) {
     await ensureSlot(ctx, candidateId, oldPrimary.slotName);
-    const run = await runHook(hooks.rejoin, { ...nodeEnv('NODE', oldPrimary), ...nodeEnv('PRIMARY', ctx.cluster.node(candidateId)) }, hooks.timeoutMs);
+    const run = await runHook(hooks.rejoin, hookEnv(ctx.config, { ...nodeEnv('NODE', oldPrimary), ...nodeEnv('PRIMARY', ctx.cluster.node(candidateId)) }), hooks.timeoutMs);
     if (run.exitCode === 0) {
       oldState = 'rejoined';
       ctx.changed.push(`${oldPrimary.id} rejoined as a replica of ${candidateId} (rejoin hook)`);
