@@ -20,7 +20,7 @@ export function mergeConfig(base: Record<string, unknown>, overrides: Record<str
 export function monitorConfig(sandbox: Sandbox, overrides: Record<string, unknown> = {}, cluster = 'main'): Record<string, unknown> {
   const base = {
     cluster,
-    redis: { url: sandbox.redis!.url },
+    redis: sandbox.redis ? { url: sandbox.redis.url } : {},
     nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
     database: { user: 'postgres', connectTimeoutMs: 1_000, statementTimeoutMs: 1_500 },
     monitor: { probeIntervalMs: 250, heartbeatMs: 1_000, leader: { leaseTtlMs: 2_000 }, http: { port: 0 } },
