@@ -14,12 +14,13 @@ import { haproxyBench } from './benchmarks/haproxy.js';
 import { monitorProbe } from './benchmarks/monitor-probe.js';
 import { replicationLag } from './benchmarks/replication-lag.js';
 import { routerBench } from './benchmarks/router.js';
+import { routerFleet } from './benchmarks/router-fleet.js';
 import { routerReads, routerWrites } from './benchmarks/router-throughput.js';
 import { sandboxStartup } from './benchmarks/sandbox-startup.js';
 import type { Benchmark, Figure } from './types.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, routerReads, routerWrites, haproxyBench, failoverBench];
+const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, routerReads, routerWrites, routerFleet, haproxyBench, failoverBench];
 
 const resultsDir = join(dirname(dirname(fileURLToPath(import.meta.url))), 'results');
 

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { redisOptions } from '@pgreplica/bus';
-import { type BusEvent, busKeys, type BusKeys, type EventPosition, type EventRejection, isNewerPosition, parseEvent } from '@pgreplica/protocol';
+import { type BusEvent, busKeys, type BusKeys, type EventPosition, type EventRejection, isNewerPosition, parseEvent, redisRetryDelayMs } from '@pgreplica/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 /** How the router reaches Redis: a URL, options, or a client the app owns. */
@@ -47,7 +47,7 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
   readonly #command: Redis | Cluster;
   readonly #ownsCommand: boolean;
   #closed = false;
-  #reloading: Promise<boolean> | undefined;
+  #reloading: Promise<'loaded' | 'empty' | 'failed'> | undefined;
   #catchingUp: Promise<boolean> | undefined;
   readonly #window: EventWindow | undefined;
 
@@ -79,9 +79,10 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
       });
     }
     this.#subscriber.on('message', (_channel: string, message: string) => this.#handle(message, 'channel'));
-    this.#subscriber.on('ready', () => {
-      if (!this.#closed) this.emit('connected');
-    });
+    // After a reconnect, 'connected' (the caller reloads) only once the subscription
+    // is in place again: a snapshot published between a reload and the
+    // resubscription would otherwise be missed until the next one.
+    this.#subscriber.on('ready', () => void this.#resubscribed());
   }
 
   #parse(message: string): BusEvent | null {
@@ -107,6 +108,28 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     if (event && this.#inWindow(event)) this.emit('event', event, via);
   }
 
+  async #resubscribed(): Promise<void> {
+    try {
+      await this.#subscriber.subscribe(this.keys.events);
+    } catch {
+      return; // the next 'ready' tries again
+    }
+    if (!this.#closed) this.emit('connected');
+  }
+
+  /**
+   * {@link reload}, retried with capped, jittered back-off while it fails
+   * (the command connection may come back after the subscription), at most
+   * `attempts` times. Resolves with whether a read succeeded.
+   */
+  async reloadUntilRead(attempts = 8): Promise<boolean> {
+    for (let attempt = 0; attempt < attempts && !this.#closed; attempt++) {
+      if ((await this.#read()) !== 'failed') return true;
+      await new Promise((resolve) => setTimeout(resolve, redisRetryDelayMs(attempt)).unref?.());
+    }
+    return false;
+  }
+
   /** Connects and subscribes; does not wait for Redis to be up. */
   start(): void {
     const connect = (conn: Redis | Cluster) => {
@@ -117,15 +140,19 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
     this.#subscriber.subscribe(this.keys.events).catch(() => {});
   }
 
-  /** Loads the latest snapshot (`…:topology`); false when Redis does not answer. Concurrent calls share one read. */
-  reload(): Promise<boolean> {
+  /** Loads the latest snapshot (`…:topology`); false when Redis does not answer or has none. Concurrent calls share one read. */
+  async reload(): Promise<boolean> {
+    return (await this.#read()) === 'loaded';
+  }
+
+  #read(): Promise<'loaded' | 'empty' | 'failed'> {
     this.#reloading ??= (async () => {
       try {
         const raw = await withTimeout(this.#command.get(this.keys.topology), READ_TIMEOUT_MS);
         if (raw) this.#handle(raw, 'reload');
-        return raw !== null;
+        return raw === null ? 'empty' : 'loaded';
       } catch {
-        return false;
+        return 'failed';
       } finally {
         this.#reloading = undefined;
       }

@@ -110,7 +110,7 @@ export class TopologyView {
         this.#metrics.events.inc({ outcome: rejection });
         this.#log.warn({ rejection, detail }, 'dropped a bus event that failed verification');
       });
-      this.#bus.on('connected', () => void this.#bus?.reload());
+      this.#bus.on('connected', () => void this.#bus?.reloadUntilRead());
       this.#bus.on('error', (err) => this.#log.debug({ err }, 'redis error'));
       this.#bus.start();
       void this.#bus.reload();
