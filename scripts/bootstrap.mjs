@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Installs what `npm start`, `npm test` and `npm run bench` need and is
-// missing: npm packages (npm ci), the PostgreSQL server and redis-server (from
+// missing: npm packages (npm ci), the PostgreSQL server, redis-server and openssl (from
 // Debian's packages, as root). Uses only Node's standard library, because it
 // runs before any dependency is installed. Idempotent and quick when nothing
 // is missing.
@@ -59,6 +59,8 @@ if (major < 20) {
 const missing = [];
 if (!hasPostgresServer()) missing.push('postgresql');
 if (!onPath('redis-server') && !executable('/usr/bin/redis-server')) missing.push('redis-server');
+// The sandbox's throw-away CA and certificates (tls: true) are made with openssl.
+if (!onPath('openssl') && !executable('/usr/bin/openssl')) missing.push('openssl');
 if (missing.length > 0) {
   if (process.getuid?.() !== 0) {
     say(`missing: ${missing.join(', ')}. Install them as root: apt-get update && apt-get install -y ${missing.join(' ')}`);
