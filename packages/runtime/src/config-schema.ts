@@ -38,10 +38,30 @@ const nodeSchema = z.strictObject({
   slotName: z.string().regex(SLOT_NAME_PATTERN, 'must be 1-63 lower-case letters, digits or "_" (a PostgreSQL replication slot name)').optional(),
 });
 
+/**
+ * TLS to Redis, always verified (CA and host name): with a `rediss://` URL,
+ * or for every connection of a Sentinel group (sentinels and servers) or a
+ * Cluster. Without `caFile` the system's CAs apply.
+ */
+const redisTlsSchema = z.strictObject({
+  /** PEM file of the CA that signed the Redis servers' certificates. */
+  caFile: z.string().min(1).optional(),
+  /** Name the certificate must hold, when it is not the host dialled (an address, say). */
+  servername: z.string().min(1).optional(),
+});
+
 const redisSchema = z.union([
-  z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL') }),
-  z.strictObject({ sentinels: z.array(hostPort).min(1), name: z.string().min(1), password: z.string().optional(), db: z.number().int().min(0).optional() }),
-  z.strictObject({ cluster: z.array(hostPort).min(1) }),
+  z
+    .strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'), tls: redisTlsSchema.optional() })
+    .refine((r) => r.tls === undefined || r.url.startsWith('rediss://'), { path: ['tls'], message: 'needs a rediss:// URL (redis.url is redis://, which is not encrypted)' }),
+  z.strictObject({
+    sentinels: z.array(hostPort).min(1),
+    name: z.string().min(1),
+    password: z.string().optional(),
+    db: z.number().int().min(0).optional(),
+    tls: redisTlsSchema.optional(),
+  }),
+  z.strictObject({ cluster: z.array(hostPort).min(1), tls: redisTlsSchema.optional() }),
 ]);
 
 const httpSection = (port: number) =>
@@ -89,6 +109,13 @@ const workerSection = z
         user: z.string().min(1).default('replicator'),
         passwordEnv: z.string().min(1).default('PGREPLICA_REPLICATION_PASSWORD'),
         passwordFile: z.string().min(1).optional(),
+        /**
+         * libpq `sslmode` written into primary_conninfo (`verify-full` to check CA
+         * and host name). Unset: the replica's current setting is kept.
+         */
+        sslmode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+        /** libpq `sslrootcert`, a path on the database hosts. Unset: the replica's current setting is kept. */
+        sslrootcert: z.string().min(1).optional(),
       })
       .prefault({}),
     /**
