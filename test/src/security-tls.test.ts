@@ -158,11 +158,13 @@ describe('TLS to PostgreSQL and Redis, verified, with a Redis ACL user', () => {
     expect(err.message).toMatch(/no pg_hba\.conf entry for host "127\.0\.0\.1", user "postgres", database "postgres", no encryption/);
   });
 
-  it('refuses a wrong CA for Redis', async () => {
+  it('refuses a wrong CA and a wrong host name for Redis', async () => {
     const options = { ...sandbox.redis!.connectOptions, tls: { ca: readFileSync(wrongCa, 'utf8') } };
     const err = await refusal(redisCall(options, 'PING'));
     // redis-server sends its chain (the CA too), PostgreSQL only its own certificate.
     expect(err.message).toBe('self-signed certificate in certificate chain');
+    const name = await refusal(redisCall({ ...sandbox.redis!.connectOptions, tls: { ca: sandbox.tls!.ca, servername: 'redis.example.com' } }, 'PING'));
+    expect(name.code).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
     const cliConfig = writeConfig(scratch, 'wrong-redis-ca.json', mergeConfig(config, { redis: { tls: { caFile: wrongCa } } }));
     const status = await cli(['--config', cliConfig, 'status'], workerEnv(sandbox, BUS_KEY));
     expect(status.code).toBe(3);
