@@ -102,6 +102,9 @@ describe('TLS to PostgreSQL and Redis, verified, with a Redis ACL user', () => {
     );
     expect(sessions.length).toBeGreaterThan(2);
     expect(sessions.filter((s) => !s.ssl)).toEqual([]);
+    // replica-setup.sh seeded the replicas with verify-full, and said so; the sandbox's URLs carry it too.
+    expect(readFileSync(`${sandbox.baseDir}/logs/setup-r1.log`, 'utf8')).toMatch(/TLS: sslmode=verify-full \(CA .*ca\.crt and host name checked\)/);
+    expect(await pgQuery({ connectionString: sandbox.primary.url }, 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).toEqual([{ ssl: true }]);
 
     await db.query('CREATE TABLE tls_ledger (id int PRIMARY KEY)');
     await db.write('INSERT INTO tls_ledger VALUES (1)');

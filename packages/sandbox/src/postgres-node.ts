@@ -92,15 +92,22 @@ export class PostgresNode {
     this.#ctx = ctx;
   }
 
-  /** Superuser connection URL, password included (never log it; see {@link redactedUrl}). */
+  /**
+   * Superuser connection URL, password included (never log it; see {@link redactedUrl});
+   * with TLS, `sslmode=verify-full` and the CA (`sslrootcert`), which psql and node-postgres both read.
+   */
   get url(): string {
     const { name, password } = this.#ctx.superuser;
-    return `postgres://${encodeURIComponent(name)}:${encodeURIComponent(password)}@${this.host}:${this.port}/${this.#ctx.database}`;
+    return `postgres://${encodeURIComponent(name)}:${encodeURIComponent(password)}@${this.host}:${this.port}/${this.#ctx.database}${this.#urlTls()}`;
   }
 
   /** The connection URL with the password replaced by `***`, for logs and status output. */
   get redactedUrl(): string {
-    return `postgres://${encodeURIComponent(this.#ctx.superuser.name)}:***@${this.host}:${this.port}/${this.#ctx.database}`;
+    return `postgres://${encodeURIComponent(this.#ctx.superuser.name)}:***@${this.host}:${this.port}/${this.#ctx.database}${this.#urlTls()}`;
+  }
+
+  #urlTls(): string {
+    return this.#ctx.tls ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(this.#ctx.tls.caFile)}` : '';
   }
 
   /** node-postgres client settings for this node. */
