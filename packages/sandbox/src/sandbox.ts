@@ -86,8 +86,10 @@ export const SANDBOX_REDIS_USER = 'pgreplica';
 /**
  * ACL rules (after `on >password`) of the Redis user of a TLS sandbox for bus
  * cluster `cluster`: the cluster's keys and channels only (BullMQ's queue is
- * under the same prefix); data commands of every type on them, pub/sub and
- * MULTI/EXEC, the connection commands (AUTH, HELLO, CLIENT SETNAME, PING),
+ * under the same prefix); data commands of every type on them (categories,
+ * not a list: BullMQ's scripts use some fifty, many only on rare paths such
+ * as a failing or stalled job), pub/sub, the connection commands (AUTH,
+ * HELLO, CLIENT SETNAME, PING),
  * nothing `@dangerous` but INFO (BullMQ reads the server version and
  * eviction policy from it), and no command that reaches past the key
  * prefix: FUNCTION (server-wide), SCAN and PUBSUB (list others' keys and
@@ -99,7 +101,7 @@ export function sandboxRedisAcl(cluster: string): string {
   const prefix = `pgreplica:{${cluster}}:*`;
   return [
     `resetkeys ~${prefix} resetchannels &${prefix}`,
-    '-@all +@read +@write +@pubsub +@transaction +@connection -@dangerous',
+    '-@all +@read +@write +@pubsub +@connection -@dangerous',
     '-function -scan -pubsub -select -move',
     '+info +time +eval +evalsha',
   ].join(' ');
