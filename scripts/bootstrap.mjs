@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // Installs what `npm start`, `npm test` and `npm run bench` need and is
-// missing: npm packages (npm ci), the PostgreSQL server and redis-server (from
-// Debian's packages, as root) and, for `npm test`, `npm run bench` and CI, the
-// tools that check the operator files in deploy/ (haproxy, promtool from the
-// prometheus package, systemd-analyze). Uses only Node's standard library,
-// because it runs before any dependency is installed. Idempotent and quick
-// when nothing is missing.
+// missing: npm packages (npm ci), the PostgreSQL server, redis-server and
+// openssl (from Debian's packages, as root) and, for `npm test`, `npm run
+// bench` and CI, the tools that check the operator files in deploy/ (haproxy,
+// promtool from the prometheus package, systemd-analyze). Uses only Node's
+// standard library, because it runs before any dependency is installed.
+// Idempotent and quick when nothing is missing.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -61,6 +61,8 @@ if (major < 20) {
 const missing = [];
 if (!hasPostgresServer()) missing.push('postgresql');
 if (!onPath('redis-server') && !executable('/usr/bin/redis-server')) missing.push('redis-server');
+// The sandbox's throw-away CA and certificates (tls: true) are made with openssl.
+if (!onPath('openssl') && !executable('/usr/bin/openssl')) missing.push('openssl');
 // The deploy checks (test/src/haproxy.test.ts, deploy-files.test.ts, the HAProxy
 // benchmark) run the real tools; `npm start` does not need them.
 const DEPLOY_TOOLS = { haproxy: 'haproxy', promtool: 'prometheus', 'systemd-analyze': 'systemd' };

@@ -65,6 +65,11 @@ Environment:
                             /usr/lib/postgresql/<ver>/bin, else PATH)
   REPLICA_MIN_SERVER_VERSION  lowest accepted server_version_num
                             (default: 130000)
+  PGSSLMODE / PGSSLROOTCERT libpq's TLS settings, used by every connection
+                            and written into primary_conninfo by
+                            pg_basebackup -R: verify-full and the CA file
+                            make the replica verify the primary (CA and host
+                            name); libpq's default, prefer, checks nothing
 
 Exit codes:
   0  success (with --dry-run: checks passed, nothing changed)
@@ -295,6 +300,11 @@ trap 'exit 143' TERM
 # --- pre-flight -----------------------------------------------------------------
 
 log "primary $PRIMARY_HOST:$PRIMARY_PORT, user $REPL_USER, slot $SLOT_NAME, data directory $DATA_DIR"
+case ${PGSSLMODE:-prefer} in
+  verify-full) log "TLS: sslmode=verify-full (CA ${PGSSLROOTCERT:-~/.postgresql/root.crt} and host name checked)" ;;
+  verify-ca) log "warning: sslmode=verify-ca checks the CA but not the primary's host name; PGSSLMODE=verify-full checks both" ;;
+  *) log "warning: sslmode=${PGSSLMODE:-prefer} does not verify the primary's certificate; set PGSSLMODE=verify-full and PGSSLROOTCERT=<CA file> (pg_basebackup -R writes them into primary_conninfo)" ;;
+esac
 
 ready=0
 "$PG_ISREADY" -h "$PRIMARY_HOST" -p "$PRIMARY_PORT" -t 10 >/dev/null 2>&1 || ready=$?

@@ -2,7 +2,7 @@ import { Monitor } from '@pgreplica/monitor';
 import { type Config, createLogger, resolveConfig } from '@pgreplica/runtime';
 import { type BusEvent, busKeys, isNewerPosition, parseEvent } from '@pgreplica/protocol';
 import type { Sandbox } from '@pgreplica/sandbox';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -54,8 +54,9 @@ export class BusRecorder {
     this.#redis = redis;
   }
 
-  static async start(url: string, cluster = 'main', key?: string): Promise<BusRecorder> {
-    const redis = new Redis(url, { maxRetriesPerRequest: null });
+  /** `redis`: a URL, or ioredis options (a TLS sandbox's `redis.connectOptions`). */
+  static async start(redisAt: string | RedisOptions, cluster = 'main', key?: string): Promise<BusRecorder> {
+    const redis = typeof redisAt === 'string' ? new Redis(redisAt, { maxRetriesPerRequest: null }) : new Redis({ ...redisAt, maxRetriesPerRequest: null });
     redis.on('error', () => {});
     const recorder = new BusRecorder(redis);
     redis.on('message', (_channel: string, message: string) => {

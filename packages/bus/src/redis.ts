@@ -1,11 +1,25 @@
 import { redisRetryDelayMs } from '@pgreplica/protocol';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
-/** Where Redis is: one server, a Sentinel group, or a Cluster (the config's `redis` section). */
+/**
+ * TLS to Redis: the CA certificate (PEM) to verify the server with — the
+ * system's CAs when absent — and the name its certificate must hold when it
+ * is not the host dialled. Verification is never turned off.
+ */
+export interface RedisTlsTarget {
+  ca?: string | undefined;
+  servername?: string | undefined;
+}
+
+/**
+ * Where Redis is: one server, a Sentinel group, or a Cluster (the config's
+ * `redis` section). `tls` encrypts every connection (with a URL, only a
+ * `rediss://` one, which is TLS even without it).
+ */
 export type RedisTarget =
-  | { url: string }
-  | { sentinels: { host: string; port: number }[]; name: string; password?: string | undefined; db?: number | undefined }
-  | { cluster: { host: string; port: number }[] };
+  | { url: string; tls?: RedisTlsTarget | undefined }
+  | { sentinels: { host: string; port: number }[]; name: string; password?: string | undefined; db?: number | undefined; tls?: RedisTlsTarget | undefined }
+  | { cluster: { host: string; port: number }[]; tls?: RedisTlsTarget | undefined };
 
 /**
  * What a connection is for; each role gets its own connection (STYLE: connections by role).
@@ -33,15 +47,22 @@ export function redisOptions(role: RedisRole, connectionName: string): RedisOpti
   }
 }
 
+/** Node `tls.connect` options of a target: verification on (Node's default), CA and name when given. */
+function tlsOptions(tls: RedisTlsTarget): NonNullable<RedisOptions['tls']> {
+  return { ...(tls.ca !== undefined ? { ca: tls.ca } : {}), ...(tls.servername !== undefined ? { servername: tls.servername } : {}) };
+}
+
 /** Opens a connection of `role` to a Redis target. */
 export function connectRedis(target: RedisTarget, role: RedisRole, connectionName: string): Redis | Cluster {
-  const options = redisOptions(role, connectionName);
+  const options: RedisOptions = { ...redisOptions(role, connectionName), ...(target.tls ? { tls: tlsOptions(target.tls) } : {}) };
   if ('cluster' in target) {
     const { retryStrategy: clusterRetryStrategy, enableOfflineQueue, lazyConnect, ...redisOnly } = options;
     return new Cluster(target.cluster, { redisOptions: redisOnly, clusterRetryStrategy, enableOfflineQueue, lazyConnect });
   }
   if ('sentinels' in target) {
-    return new Redis({ ...options, sentinels: target.sentinels, name: target.name, password: target.password, db: target.db });
+    // The sentinels speak TLS too, and the servers they name get the same settings.
+    const sentinelTls = options.tls ? { sentinelTLS: options.tls, enableTLSForSentinelMode: true } : {};
+    return new Redis({ ...options, ...sentinelTls, sentinels: target.sentinels, name: target.name, password: target.password, db: target.db });
   }
   return new Redis(target.url, options);
 }

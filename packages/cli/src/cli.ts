@@ -12,7 +12,7 @@ import { jobId, parseEvent, parsePrimaryRecord } from '@pgreplica/protocol';
 import { databaseSsl } from '@pgreplica/runtime';
 import { Command, CommanderError, Option } from 'commander';
 import pg from 'pg';
-import { CliError, type CliIo, loadTopology, requireLeader, requireNode, runJob, withCtx } from './context.js';
+import { CliError, type CliIo, isCertificateError, loadTopology, requireLeader, requireNode, runJob, withCtx } from './context.js';
 import { formatEvent, formatStatus, table } from './format.js';
 
 export { CliError } from './context.js';
@@ -186,7 +186,10 @@ export function buildProgram(io: CliIo): Command {
           connectionTimeoutMillis: 3_000,
         });
         client.on('error', () => {});
-        await client.connect();
+        await client.connect().catch((err: unknown) => {
+          if (!isCertificateError(err)) throw err;
+          throw new CliError(1, `PostgreSQL node ${node.id} (${node.host}:${node.port}) presented a certificate that does not verify (${(err as Error).message}); check database.ssl.caFile and database.ssl.servername`);
+        });
         try {
           const { rows } = await client.query<{ slot_name: string; active: boolean; wal_status: string | null; retained_bytes: string | null }>(
             'SELECT slot_name, active, wal_status, pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::text AS retained_bytes FROM pg_replication_slots ORDER BY slot_name',

@@ -51,20 +51,34 @@ export async function withCtx<T>(configPath: string | undefined, json: boolean, 
     throw err;
   }
   const redis = connectRedis(config.redis, 'oneshot', 'pgreplica-cli');
-  redis.on('error', () => {});
+  // ioredis rejects connect() with "Connection is closed."; why it closed (a TLS verification failure, say) comes as an 'error' event.
+  let connectionError: Error | undefined;
+  redis.on('error', (err: Error) => {
+    connectionError ??= err;
+  });
   try {
     await redis.connect();
     await redis.ping();
   } catch (err) {
     redis.disconnect();
+    const cause = connectionError ?? (err as Error);
     const where = 'url' in config.redis ? config.redis.url.replace(/\/\/[^@/]*@/, '//***@') : 'the configured Redis';
-    throw new CliError(3, `Redis at ${where} does not answer (${(err as Error).message}); check that it runs and the address`);
+    if (isCertificateError(cause)) {
+      throw new CliError(3, `Redis at ${where} presented a certificate that does not verify (${cause.message}); check redis.tls.caFile and redis.tls.servername`);
+    }
+    throw new CliError(3, `Redis at ${where} does not answer (${cause.message}); check that it runs and the address`);
   }
   try {
     return await fn({ config, keys: busKeys(config.cluster), redis, io, json });
   } finally {
     redis.disconnect();
   }
+}
+
+/** Whether `err` is Node's refusal of a server certificate (unknown CA, expired, wrong host name…). */
+export function isCertificateError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || /CERT|SIGNATURE|ISSUER/.test(code));
 }
 
 export async function requireLeader(ctx: Ctx): Promise<string> {

@@ -50,16 +50,32 @@ const nodeSchema = z.strictObject({
     ),
 });
 
+const redisTlsSchema = z
+  .strictObject({
+    caFile: z.string().min(1).optional().describe("PEM file of the CA that signed the Redis servers' certificates (the system's CAs when absent)."),
+    servername: z.string().min(1).optional().describe('Name the certificate must hold, when it is not the host dialled (an address, say).'),
+  })
+  .describe('TLS to Redis, always verified (CA and host name): with a `rediss://` URL, or for every connection of a Sentinel group (sentinels and servers) or a Cluster.');
+
 const redisSchema = z
   .union([
-    z.strictObject({ url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').describe('`redis://host:port[/db]` or `rediss://` (TLS).') }),
+    z
+      .strictObject({
+        url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').describe('`redis://host:port[/db]` or `rediss://` (TLS).'),
+        tls: redisTlsSchema.optional(),
+      })
+      .refine((r) => r.tls === undefined || r.url.startsWith('rediss://'), { path: ['tls'], message: 'needs a rediss:// URL (redis.url is redis://, which is not encrypted)' }),
     z.strictObject({
       sentinels: z.array(hostPort).min(1).describe('Redis Sentinel addresses (`[{ host, port }]`).'),
       name: z.string().min(1).describe('Name of the master the sentinels watch.'),
       password: z.string().optional().describe('Password of the Redis master.'),
       db: z.number().int().min(0).optional().describe('Database number.'),
+      tls: redisTlsSchema.optional(),
     }),
-    z.strictObject({ cluster: z.array(hostPort).min(1).describe('Redis Cluster seed nodes (`[{ host, port }]`); every key is hash-tagged by cluster.') }),
+    z.strictObject({
+      cluster: z.array(hostPort).min(1).describe('Redis Cluster seed nodes (`[{ host, port }]`); every key is hash-tagged by cluster.'),
+      tls: redisTlsSchema.optional(),
+    }),
   ])
   .describe('The bus: one of three forms (a URL, Sentinel, or Redis Cluster).');
 
@@ -131,6 +147,11 @@ const workerSection = z
         user: z.string().min(1).default('replicator').describe('Replication role written into primary_conninfo when the worker repoints a replica.'),
         passwordEnv: z.string().min(1).default('PGREPLICA_REPLICATION_PASSWORD').describe("Environment variable holding the replication role's password."),
         passwordFile: z.string().min(1).optional().describe("File holding the replication role's password (first line); wins over passwordEnv."),
+        sslmode: z
+          .enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'])
+          .optional()
+          .describe("libpq `sslmode` written into primary_conninfo (`verify-full` checks CA and host name). Unset: the replica's current setting is kept."),
+        sslrootcert: z.string().min(1).optional().describe("libpq `sslrootcert`, a path on the database hosts. Unset: the replica's current setting is kept."),
       })
       .prefault({})
       .describe('The role replicas stream as (repointing after a failover or switchover).'),

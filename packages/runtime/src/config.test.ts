@@ -113,3 +113,40 @@ describe('slot names', () => {
     expect(() => resolveConfig({ ...base, nodes: [{ id: 'a', host: 'a', port: 1, slotName: 'Bad-Name' }] }, {})).toThrow(/nodes\[0\]\.slotName: must be 1-63 lower-case/);
   });
 });
+
+describe('TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgreplica-tls-config-'));
+  const pem = '-----BEGIN CERTIFICATE-----\nMIIB\nAAAA\n-----END CERTIFICATE-----\n';
+  const caFile = join(dir, 'ca.crt');
+  writeFileSync(caFile, pem);
+  writeFileSync(join(dir, 'not-pem'), 'hello\n');
+
+  it('reads the whole CA file of database.ssl and redis.tls', () => {
+    const config = resolveConfig(
+      { ...valid, redis: { url: 'rediss://u:p@127.0.0.1:6380', tls: { caFile, servername: 'redis.internal' } }, database: { user: 'u', ssl: { caFile } } },
+      {},
+    );
+    expect(config.databaseCa).toBe(pem);
+    expect(config.redis).toEqual({ url: 'rediss://u:p@127.0.0.1:6380', tls: { ca: pem, servername: 'redis.internal' } });
+  });
+
+  it('keeps redis.tls when PGREPLICA_REDIS_URL replaces the URL, and refuses it with a redis:// URL', () => {
+    const raw = { ...valid, redis: { url: 'rediss://a:1', tls: { caFile } } };
+    expect(resolveConfig(raw, { PGREPLICA_REDIS_URL: 'rediss://b:2' }).redis).toEqual({ url: 'rediss://b:2', tls: { ca: pem } });
+    expect(issuesOf(raw, { PGREPLICA_REDIS_URL: 'redis://b:2' })).toEqual(['redis.tls: needs a rediss:// URL (redis.url is redis://, which is not encrypted)']);
+  });
+
+  it('takes tls for a Sentinel group and a Cluster too', () => {
+    const sentinels = resolveConfig({ ...valid, redis: { sentinels: [{ host: 's', port: 26379 }], name: 'm', tls: {} } }, {});
+    expect(sentinels.redis).toMatchObject({ name: 'm', tls: {} });
+    expect(resolveConfig({ ...valid, redis: { cluster: [{ host: 'c', port: 7000 }], tls: { caFile } } }, {}).redis).toMatchObject({ tls: { ca: pem } });
+  });
+
+  it('reports a CA file that is missing or holds no certificate', () => {
+    const issues = issuesOf({ ...valid, redis: { url: 'rediss://a:1', tls: { caFile: join(dir, 'not-pem') } }, database: { user: 'u', ssl: { caFile: join(dir, 'missing') } } });
+    expect(issues).toEqual([
+      expect.stringMatching(/^database\.ssl\.caFile: cannot read .*missing \(ENOENT\)/),
+      expect.stringMatching(/^redis\.tls\.caFile: .*not-pem holds no PEM certificate/),
+    ]);
+  });
+});

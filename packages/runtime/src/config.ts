@@ -4,8 +4,19 @@ import { parse as parseYaml } from 'yaml';
 import { defaultSlotName } from '@pgreplica/protocol';
 import { type ConfigFile, configFileSchema } from './config-schema.js';
 
+/** TLS to Redis as the programs use it: the CA's PEM read from `redis.tls.caFile`. */
+export interface RedisTls {
+  ca?: string;
+  servername?: string;
+}
+
+/** The `redis` section with `tls.caFile` read (each form of it: URL, Sentinel or Cluster). */
+export type RedisConfig = ConfigFile['redis'] extends infer R ? (R extends { tls?: unknown } ? Omit<R, 'tls'> & { tls?: RedisTls } : never) : never;
+
 /** The configuration of monitor, worker and CLI: the file plus secrets and overrides from the environment. Frozen. */
-export interface Config extends Omit<ConfigFile, 'nodes'> {
+export interface Config extends Omit<ConfigFile, 'nodes' | 'redis'> {
+  /** Where Redis is; `tls.ca` holds the CA certificate itself (read from `redis.tls.caFile`). */
+  redis: RedisConfig;
   /** The nodes, each with its replication slot name resolved. */
   nodes: (ConfigFile['nodes'][number] & { slotName: string })[];
   instanceId: string;
@@ -72,6 +83,21 @@ function readSecretFile(path: string, field: string, issues: string[]): string |
   }
 }
 
+/** A whole PEM file (a CA certificate, possibly a bundle). */
+function readPemFile(path: string, field: string, issues: string[]): string | undefined {
+  try {
+    const pem = readFileSync(path, 'utf8');
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+      issues.push(`${field}: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`);
+      return undefined;
+    }
+    return pem;
+  } catch (err) {
+    issues.push(`${field}: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); fix the path or its permissions`);
+    return undefined;
+  }
+}
+
 /**
  * Validates a parsed config object plus environment overrides and secrets.
  * @throws ConfigError listing every problem at once.
@@ -88,7 +114,11 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
       issues.push(`${variable}: must be a whole number, got "${value}"`);
       continue;
     }
-    if (path === 'redis.url') input.redis = { url: value };
+    if (path === 'redis.url') {
+      // The URL replaces the file's server, Sentinel group or Cluster, but not its TLS settings.
+      const tls = (input.redis as { tls?: unknown } | undefined)?.tls;
+      input.redis = tls === undefined ? { url: value } : { url: value, tls };
+    }
     else setPath(input, path, numeric ? Number(value) : value);
   }
   // Checked on the raw input so it is reported together with schema errors.
@@ -126,7 +156,9 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
     : nonEmpty(env[file.database.passwordEnv]);
   const busKey = file.bus.keyFile ? readSecretFile(file.bus.keyFile, 'bus.keyFile', issues) : nonEmpty(env[file.bus.keyEnv]);
   if (busKey !== undefined && busKey.length < 16) issues.push(`bus key: must be at least 16 characters (set ${file.bus.keyEnv} or bus.keyFile)`);
-  const databaseCa = file.database.ssl?.caFile ? readSecretFile(file.database.ssl.caFile, 'database.ssl.caFile', issues) : undefined;
+  const databaseCa = file.database.ssl?.caFile ? readPemFile(file.database.ssl.caFile, 'database.ssl.caFile', issues) : undefined;
+  const redisTls = file.redis.tls;
+  const redisCa = redisTls?.caFile ? readPemFile(redisTls.caFile, 'redis.tls.caFile', issues) : undefined;
   const replication = file.worker.replication;
   const replicationPassword = replication.passwordFile
     ? readSecretFile(replication.passwordFile, 'worker.replication.passwordFile', issues)
@@ -136,8 +168,15 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
     if (secretNames.has(name)) issues.push(`worker.hooks.passEnv: "${name}" holds a secret of pgreplica; hooks must not get it (remove it, and give the hook its own credentials)`);
   }
   if (issues.length > 0) throw new ConfigError(source, issues);
+  const { tls: _tlsFile, ...redisTarget } = file.redis;
+  const redis = (
+    redisTls === undefined
+      ? redisTarget
+      : { ...redisTarget, tls: { ...(redisCa !== undefined ? { ca: redisCa } : {}), ...(redisTls.servername !== undefined ? { servername: redisTls.servername } : {}) } }
+  ) as RedisConfig;
   return Object.freeze({
     ...file,
+    redis,
     nodes: file.nodes.map((n) => ({ ...n, slotName: n.slotName ?? defaultSlotName(n.id) })),
     instanceId: file.instanceId ?? `${hostname()}:${process.pid}`,
     databasePassword,

@@ -1,5 +1,5 @@
 export { ConfigError, ENV_OVERRIDES, loadConfig, resolveConfig } from './config.js';
-export type { Config } from './config.js';
+export type { Config, RedisConfig, RedisTls } from './config.js';
 export { configFileSchema, MIN_PROBE_INTERVAL_MS } from './config-schema.js';
 export { renderConfigReference } from './config-reference.js';
 export type { ConfigFile } from './config-schema.js';

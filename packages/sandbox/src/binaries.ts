@@ -48,11 +48,13 @@ function pgBinDirCandidates(env: NodeJS.ProcessEnv): string[] {
   return candidates;
 }
 
-function findOnPath(program: string, env: NodeJS.ProcessEnv): string | undefined {
+/** Path of `program` in `$PATH`, or undefined. */
+export function findOnPath(program: string, env: NodeJS.ProcessEnv): string | undefined {
   for (const dir of (env.PATH ?? '').split(':')) {
     if (dir && isExecutable(join(dir, program))) return join(dir, program);
   }
-  return undefined;
+  // Debian's place, for a PATH without /usr/bin (a service manager's, say).
+  return isExecutable(`/usr/bin/${program}`) ? `/usr/bin/${program}` : undefined;
 }
 
 /**
@@ -76,7 +78,7 @@ export function findBinaries(env: NodeJS.ProcessEnv = process.env): Binaries {
   }
   const versionText = execFileSync(join(pgBinDir, 'postgres'), ['--version'], { encoding: 'utf8' });
   const pgMajor = Number(/(\d+)(?:\.\d+)?/.exec(versionText)?.[1]);
-  const redisServer = env.REDIS_SERVER || findOnPath('redis-server', env) || (isExecutable('/usr/bin/redis-server') ? '/usr/bin/redis-server' : undefined);
+  const redisServer = env.REDIS_SERVER || findOnPath('redis-server', env);
   if (!redisServer) {
     throw new SandboxError('binary-not-found', 'redis-server not found: install it (apt-get install redis-server) or set REDIS_SERVER');
   }

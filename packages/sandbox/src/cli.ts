@@ -70,7 +70,7 @@ async function main(): Promise<void> {
   log(`up in ${((Date.now() - started) / 1000).toFixed(1)} s (PostgreSQL ${sandbox.binaries.pgMajor}); directory ${sandbox.baseDir}`);
   process.stdout.write('\nConnection URLs (superuser; the sandbox is loopback-only and deleted on exit):\n');
   for (const node of sandbox.nodes) process.stdout.write(`  ${node.id.padEnd(3)} ${node.url}\n`);
-  if (sandbox.redis) process.stdout.write(`  redis ${sandbox.redis.url}\n`);
+  if (sandbox.redis) process.stdout.write(`  redis ${sandbox.redis.redactedUrl}\n`);
   process.stdout.write('\nPress Ctrl-C to stop.\n\n');
 
   const tty = process.stdout.isTTY;

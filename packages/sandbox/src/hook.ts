@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   if (!action || !['stop', 'rejoin', 'kill'].includes(action)) throw new Error('usage: pgreplica-sandbox-hook <stop|rejoin|kill>');
   if (!statePath || !nodeId) throw new Error('PGREPLICA_SANDBOX_STATE and PGREPLICA_NODE_ID must be set');
   const state = JSON.parse(readFileSync(statePath, 'utf8')) as SandboxState;
-  const ctx = { pgBinDir: state.pgBinDir, user: state.user, logDir: state.logDir, socketDir: state.socketDir, superuser: state.superuser, database: state.database, settings: state.settings };
+  const ctx = { pgBinDir: state.pgBinDir, user: state.user, logDir: state.logDir, socketDir: state.socketDir, superuser: state.superuser, database: state.database, settings: state.settings, tls: state.tls };
   const nodeOf = (id: string) => {
     const n = state.nodes.find((x) => x.id === id);
     if (!n) throw new Error(`no sandbox node ${id}`);

@@ -30,6 +30,28 @@ export interface NodeContext {
   database: string;
   /** Extra postgresql.conf settings of every node (`SandboxOptions.settings`). */
   settings?: Record<string, string | number | boolean> | undefined;
+  /** TLS of every node (`SandboxOptions.tls`): the server's certificate and key, and the CA clients verify it with. */
+  tls?: NodeTls | undefined;
+}
+
+/** Certificate files of the nodes of a TLS sandbox. */
+export interface NodeTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/**
+ * libpq environment that makes psql, pg_basebackup and pg_rewind verify the
+ * server (`sslmode=verify-full`: CA and host name); empty without TLS.
+ */
+export function libpqTlsEnv(ctx: Pick<NodeContext, 'tls'>): Record<string, string> {
+  return ctx.tls ? { PGSSLMODE: 'verify-full', PGSSLROOTCERT: ctx.tls.caFile } : {};
+}
+
+/** node-postgres `ssl` that verifies the server against the sandbox's CA; undefined without TLS. */
+export function clientSsl(ctx: Pick<NodeContext, 'tls'>): pg.ClientConfig['ssl'] {
+  return ctx.tls ? { ca: readFileSync(ctx.tls.caFile, 'utf8'), rejectUnauthorized: true } : undefined;
 }
 
 function quoteConf(value: string | number | boolean): string {
@@ -70,15 +92,22 @@ export class PostgresNode {
     this.#ctx = ctx;
   }
 
-  /** Superuser connection URL, password included (never log it; see {@link redactedUrl}). */
+  /**
+   * Superuser connection URL, password included (never log it; see {@link redactedUrl});
+   * with TLS, `sslmode=verify-full` and the CA (`sslrootcert`), which psql and node-postgres both read.
+   */
   get url(): string {
     const { name, password } = this.#ctx.superuser;
-    return `postgres://${encodeURIComponent(name)}:${encodeURIComponent(password)}@${this.host}:${this.port}/${this.#ctx.database}`;
+    return `postgres://${encodeURIComponent(name)}:${encodeURIComponent(password)}@${this.host}:${this.port}/${this.#ctx.database}${this.#urlTls()}`;
   }
 
   /** The connection URL with the password replaced by `***`, for logs and status output. */
   get redactedUrl(): string {
-    return `postgres://${encodeURIComponent(this.#ctx.superuser.name)}:***@${this.host}:${this.port}/${this.#ctx.database}`;
+    return `postgres://${encodeURIComponent(this.#ctx.superuser.name)}:***@${this.host}:${this.port}/${this.#ctx.database}${this.#urlTls()}`;
+  }
+
+  #urlTls(): string {
+    return this.#ctx.tls ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(this.#ctx.tls.caFile)}` : '';
   }
 
   /** node-postgres client settings for this node. */
@@ -90,6 +119,7 @@ export class PostgresNode {
       password: this.#ctx.superuser.password,
       database: this.#ctx.database,
       connectionTimeoutMillis: 5_000,
+      ...(this.#ctx.tls ? { ssl: clientSsl(this.#ctx) } : {}),
     };
   }
 
@@ -227,6 +257,7 @@ export class PostgresNode {
       wal_keep_size: '64MB',
       max_slot_wal_keep_size: '1GB',
       log_line_prefix: '%m [%p] %q%u@%d ',
+      ...(this.#ctx.tls ? { ssl: 'on', ssl_cert_file: this.#ctx.tls.certFile, ssl_key_file: this.#ctx.tls.keyFile } : {}),
       ...this.#ctx.settings,
     };
     const text = `# Written by the pgreplica sandbox for node ${this.id}.\n${Object.entries(settings)
@@ -243,7 +274,7 @@ export class PostgresNode {
     await runCommand(
       join(this.#ctx.pgBinDir, 'pg_rewind'),
       ['--target-pgdata', this.dataDir, '--source-server', `host=${primary.host} port=${primary.port} user=${name} dbname=${this.#ctx.database}`],
-      { user: this.#ctx.user, env: { PGPASSWORD: password }, timeoutMs: 120_000 },
+      { user: this.#ctx.user, env: { PGPASSWORD: password, ...libpqTlsEnv(this.#ctx) }, timeoutMs: 120_000 },
     );
     // pg_rewind copied the source's files, its node.conf (its port) included: this node's own again.
     this.writeNodeConf();
@@ -251,7 +282,8 @@ export class PostgresNode {
     const kept = readFileSync(auto, 'utf8')
       .split('\n')
       .filter((line) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only|synchronous_standby_names|recovery_target_timeline)\s*=/.test(line));
-    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} password=${replication.password} application_name=${this.slotName}`;
+    const tls = this.#ctx.tls ? ` sslmode=verify-full sslrootcert=${this.#ctx.tls.caFile}` : '';
+    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} password=${replication.password} application_name=${this.slotName}${tls}`;
     kept.push(`primary_conninfo = '${conninfo.replaceAll("'", "''")}'`, `primary_slot_name = '${slotName}'`, "recovery_target_timeline = 'latest'", '');
     writeFileSync(auto, kept.join('\n'));
     writeFileSync(join(this.dataDir, 'standby.signal'), '');

@@ -1,26 +1,43 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { SandboxError } from './errors.js';
 import { isAlive, waitForExit } from './process-tree.js';
 
-/** Sends one inline command and resolves with the first reply line. */
-function redisCommand(port: number, command: string, timeoutMs = 1_000): Promise<string> {
+/** TLS and ACL of a sandbox redis-server ({@link RedisServer}). */
+export interface RedisServerSecurity {
+  /** Serve TLS only (`--port 0 --tls-port`); clients need no certificate of their own. */
+  tls?: { certFile: string; keyFile: string; caFile: string };
+  /**
+   * The one user that may log in (`default` is off): `rules` are ACL rules
+   * after `on >password`, e.g. `~app:* &app:* +@read`.
+   */
+  user?: { name: string; password: string; rules: string };
+}
+
+/**
+ * Sends inline commands (one connection, TLS when `ca` is given) and resolves
+ * with the last reply line: enough for `AUTH …` then `PING`.
+ */
+function redisCommand(port: number, commands: string[], ca?: string, timeoutMs = 1_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port });
+    const socket = ca ? connectTls({ host: '127.0.0.1', port, ca }) : connect({ host: '127.0.0.1', port });
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error('timeout'));
     }, timeoutMs);
     let reply = '';
     socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(`${command}\r\n`));
+    socket.on(ca ? 'secureConnect' : 'connect', () => socket.write(commands.map((c) => `${c}\r\n`).join('')));
     socket.on('data', (chunk: string) => {
       reply += chunk;
-      if (reply.includes('\r\n')) {
+      const lines = reply.split('\r\n');
+      if (lines.length > commands.length) {
         clearTimeout(timer);
         socket.destroy();
-        resolve(reply.slice(0, reply.indexOf('\r\n')));
+        resolve(lines[commands.length - 1]!);
       }
     });
     socket.on('error', (err) => {
@@ -30,26 +47,77 @@ function redisCommand(port: number, command: string, timeoutMs = 1_000): Promise
   });
 }
 
-/** A redis-server of the sandbox on 127.0.0.1, keeping nothing on disk. */
+/**
+ * A redis-server of the sandbox on 127.0.0.1, keeping nothing on disk; with
+ * {@link RedisServerSecurity}, TLS only and one ACL user.
+ */
 export class RedisServer {
   readonly host = '127.0.0.1';
   readonly port: number;
   readonly dir: string;
   readonly logFile: string;
+  /** CA file clients verify the server against; null without TLS. */
+  readonly caFile: string | null;
   readonly #binary: string;
+  readonly #security: RedisServerSecurity;
   #child: ChildProcess | undefined;
   #pid: number | undefined;
 
-  constructor(binary: string, port: number, dir: string, logFile: string) {
+  constructor(binary: string, port: number, dir: string, logFile: string, security: RedisServerSecurity = {}) {
     this.#binary = binary;
     this.port = port;
     this.dir = dir;
     this.logFile = logFile;
+    this.caFile = security.tls?.caFile ?? null;
+    this.#security = security;
   }
 
-  /** `redis://127.0.0.1:<port>` */
+  /**
+   * `redis://127.0.0.1:<port>`, or with TLS and a user
+   * `rediss://<user>:<password>@127.0.0.1:<port>` (never log it: see {@link redactedUrl}).
+   */
   get url(): string {
-    return `redis://${this.host}:${this.port}`;
+    const user = this.#security.user;
+    const auth = user ? `${encodeURIComponent(user.name)}:${encodeURIComponent(user.password)}@` : '';
+    return `${this.#security.tls ? 'rediss' : 'redis'}://${auth}${this.host}:${this.port}`;
+  }
+
+  /** {@link url} with the password as `***`. */
+  get redactedUrl(): string {
+    return this.url.replace(/:[^:@/]*@/, ':***@');
+  }
+
+  /**
+   * ioredis options for this server (host, port, user, password and, with
+   * TLS, `tls: { ca }` so the certificate is verified): what a client that
+   * is not given {@link url} needs.
+   */
+  get connectOptions(): { host: string; port: number; username?: string; password?: string; tls?: { ca: string } } {
+    const user = this.#security.user;
+    return {
+      host: this.host,
+      port: this.port,
+      ...(user ? { username: user.name, password: user.password } : {}),
+      ...(this.caFile ? { tls: { ca: readFileSync(this.caFile, 'utf8') } } : {}),
+    };
+  }
+
+  /**
+   * Writes redis.conf (mode 600: it holds the password) and returns the
+   * command line: secrets stay out of `ps`.
+   */
+  #arguments(): string[] {
+    const { tls, user } = this.#security;
+    const lines = [`bind ${this.host}`, 'save ""', 'appendonly no', `dir ${this.dir}`, 'daemonize no', 'protected-mode yes'];
+    if (tls) {
+      lines.push('port 0', `tls-port ${this.port}`, `tls-cert-file ${tls.certFile}`, `tls-key-file ${tls.keyFile}`, `tls-ca-cert-file ${tls.caFile}`, 'tls-auth-clients no');
+    } else {
+      lines.push(`port ${this.port}`);
+    }
+    if (user) lines.push('user default off resetkeys resetchannels -@all', `user ${user.name} reset on >${user.password} ${user.rules}`);
+    const path = join(this.dir, 'redis.conf');
+    writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
+    return [path];
   }
 
   /** Pid of the server, or undefined when it is not running. */
@@ -67,21 +135,20 @@ export class RedisServer {
     const log = openSync(this.logFile, 'a');
     try {
       // Own process group: a Ctrl-C aimed at the owner does not reach it; the owner stops it in order.
-      this.#child = spawn(
-        this.#binary,
-        ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no', '--protected-mode', 'yes'],
-        { detached: true, stdio: ['ignore', log, log] },
-      );
+      this.#child = spawn(this.#binary, this.#arguments(), { detached: true, stdio: ['ignore', log, log] });
     } finally {
       closeSync(log);
     }
     this.#child.unref();
     this.#child.on('error', () => {});
     this.#pid = this.#child.pid;
+    const user = this.#security.user;
+    const ping = user ? [`AUTH ${user.name} ${user.password}`, 'PING'] : ['PING'];
+    const ca = this.caFile ? readFileSync(this.caFile, 'utf8') : undefined;
     const deadline = Date.now() + 15_000;
     for (;;) {
       try {
-        if ((await redisCommand(this.port, 'PING')) === '+PONG') return;
+        if ((await redisCommand(this.port, ping, ca)) === '+PONG') return;
       } catch {
         // Not listening yet.
       }

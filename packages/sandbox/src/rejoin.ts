@@ -2,7 +2,7 @@ import { chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } f
 import { join } from 'node:path';
 import pg from 'pg';
 import { CommandError, runCommand } from './exec.js';
-import type { NodeContext, PostgresNode } from './postgres-node.js';
+import { clientSsl, libpqTlsEnv, type NodeContext, type PostgresNode } from './postgres-node.js';
 
 /** WAL a node wrote past where the new primary's timeline forked off its own. */
 export interface LostTail {
@@ -119,7 +119,7 @@ export async function rejoinAsReplica(
   options: { baseDir: string; setupScript: string },
 ): Promise<RejoinReport> {
   await node.stop('fast');
-  const admin: pg.ClientConfig = { host: target.host, port: target.port, user: ctx.superuser.name, password: ctx.superuser.password, database: ctx.database };
+  const admin: pg.ClientConfig = { host: target.host, port: target.port, user: ctx.superuser.name, password: ctx.superuser.password, database: ctx.database, ssl: clientSsl(ctx) };
   // pg_rewind reads the source's timeline from its control file, which a freshly
   // promoted primary updates only at its next checkpoint: without one, it finds
   // "no rewind required" and the node cannot follow the new timeline.
@@ -150,6 +150,7 @@ export async function rejoinAsReplica(
       REPLICA_SLOT_NAME: node.slotName,
       REPLICA_APPLICATION_NAME: node.slotName,
       REPLICA_LOG_FILE: join(ctx.logDir, `setup-${node.id}.log`),
+      ...libpqTlsEnv(ctx),
     },
     timeoutMs: 300_000,
   });

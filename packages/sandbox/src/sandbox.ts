@@ -8,9 +8,10 @@ import { findBinaries, type Binaries } from './binaries.js';
 import { SandboxError } from './errors.js';
 import { resolveServerUser, runCommand } from './exec.js';
 import { destroySandbox, readManifest, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
-import { type NodeContext, PostgresNode, slotNameOf, type StopMode } from './postgres-node.js';
+import { libpqTlsEnv, type NodeContext, type NodeTls, PostgresNode, slotNameOf, type StopMode } from './postgres-node.js';
 import { freePort } from './ports.js';
 import { RedisServer } from './redis-server.js';
+import { createCertificateAuthority, issueServerCertificate } from './tls.js';
 
 /** Options of {@link startSandbox}. */
 export interface SandboxOptions {
@@ -48,6 +49,22 @@ export interface SandboxOptions {
   /** Extra postgresql.conf settings for every node, e.g. `{ max_connections: 200 }`. */
   settings?: Record<string, string | number | boolean>;
   /**
+   * TLS everywhere, verified: a throw-away CA and a server certificate for
+   * `localhost` / `127.0.0.1` (openssl) in the sandbox directory; PostgreSQL
+   * with `ssl = on` and `hostssl` lines only for TCP (Unix sockets stay
+   * `trust`), replicas streaming with `sslmode=verify-full`; redis-server on a
+   * TLS port only, `default` user off and one ACL user limited to the
+   * cluster's keys and the commands pgreplica needs ({@link SANDBOX_REDIS_ACL}).
+   * See {@link Sandbox.tls} and {@link RedisServer.url}.
+   * @default false
+   */
+  tls?: boolean;
+  /**
+   * Bus cluster name the Redis ACL user may touch (`pgreplica:{<cluster>}:*`); with `tls` only.
+   * @default 'main'
+   */
+  cluster?: string;
+  /**
    * Receives one line per step, for progress output.
    * @default no output
    */
@@ -59,7 +76,36 @@ export const DEFAULT_SANDBOX_OPTIONS = {
   replicas: 2,
   redis: true,
   replicationUser: 'replicator',
+  tls: false,
+  cluster: 'main',
 } as const;
+
+/** Name of the Redis ACL user of a TLS sandbox. */
+export const SANDBOX_REDIS_USER = 'pgreplica';
+
+/**
+ * ACL rules (after `on >password`) of the Redis user of a TLS sandbox for bus
+ * cluster `cluster`: the cluster's keys and channels only (BullMQ's queue is
+ * under the same prefix); data commands of every type on them (categories,
+ * not a list: BullMQ's scripts use some fifty, many only on rare paths such
+ * as a failing or stalled job), pub/sub, the connection commands (AUTH,
+ * HELLO, CLIENT SETNAME, PING),
+ * nothing `@dangerous` but INFO (BullMQ reads the server version and
+ * eviction policy from it), and no command that reaches past the key
+ * prefix: FUNCTION (server-wide), SCAN and PUBSUB (list others' keys and
+ * channels), SELECT and MOVE (other databases). TIME, EVAL and EVALSHA are
+ * what BullMQ's Lua scripts need; every command a script calls is checked
+ * against these rules too.
+ */
+export function sandboxRedisAcl(cluster: string): string {
+  const prefix = `pgreplica:{${cluster}}:*`;
+  return [
+    `resetkeys ~${prefix} resetchannels &${prefix}`,
+    '-@all +@read +@write +@pubsub +@connection -@dangerous',
+    '-function -scan -pubsub -select -move',
+    '+info +time +eval +evalsha',
+  ].join(' ');
+}
 
 /** Upper bound on replicas, so a typo cannot fork a hundred servers. */
 export const MAX_REPLICAS = 8;
@@ -77,6 +123,8 @@ export interface SandboxState {
   nodes: { id: string; port: number; dataDir: string }[];
   /** Extra settings of every node (node.conf). */
   settings?: Record<string, string | number | boolean> | undefined;
+  /** Certificate files when the sandbox runs with TLS. */
+  tls?: NodeTls | undefined;
 }
 
 /** One row of {@link Sandbox.replicationStatus}. */
@@ -110,6 +158,12 @@ export class Sandbox {
   readonly redis: RedisServer | null;
   /** Replication role; its password is needed to seed more replicas by hand. */
   readonly replicationUser: { name: string; password: string };
+  /**
+   * With `tls: true`, the CA every server's certificate is signed by (`caFile`
+   * for `sslrootcert` / `database.ssl.caFile` / `redis.tls.caFile`, `ca` its
+   * PEM for node-postgres and ioredis); null without TLS.
+   */
+  readonly tls: { caFile: string; ca: string } | null;
   readonly #reaper: ChildProcess;
   readonly #ctx: NodeContext;
   #stopping: Promise<void> | undefined;
@@ -131,6 +185,7 @@ export class Sandbox {
     this.replicas = init.replicas;
     this.redis = init.redis;
     this.replicationUser = init.replicationUser;
+    this.tls = init.ctx.tls ? { caFile: init.ctx.tls.caFile, ca: readFileSync(init.ctx.tls.caFile, 'utf8') } : null;
     this.#reaper = init.reaper;
     this.#ctx = init.ctx;
   }
@@ -154,6 +209,7 @@ export class Sandbox {
       replicationUser: this.replicationUser,
       nodes: this.nodes.map((n) => ({ id: n.id, port: n.port, dataDir: n.dataDir })),
       settings: this.#ctx.settings,
+      tls: this.#ctx.tls,
     };
     writeFileSync(path, JSON.stringify(state), { mode: 0o600 });
     return path;
@@ -295,6 +351,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     throw new SandboxError('invalid-option', `nodeIds must be distinct ids of 1-63 letters, digits, "_", "." or "-" with distinct slot names, got ${JSON.stringify(ids)}`);
   }
   const replicationUserName = options.replicationUser ?? DEFAULT_SANDBOX_OPTIONS.replicationUser;
+  const tls = options.tls ?? DEFAULT_SANDBOX_OPTIONS.tls;
+  const cluster = options.cluster ?? DEFAULT_SANDBOX_OPTIONS.cluster;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(cluster)) {
+    throw new SandboxError('invalid-option', `cluster must be 1-63 letters, digits, "_", "." or "-", got ${JSON.stringify(cluster)}`);
+  }
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(replicationUserName)) {
     throw new SandboxError('invalid-option', `replicationUser must be a lower-case identifier, got "${replicationUserName}"`);
   }
@@ -326,6 +387,21 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     };
     for (const dir of [baseDir, confDir, logDir, socketDir]) own(dir);
 
+    // --- certificates (tls) ---
+    let nodeTls: NodeTls | undefined;
+    if (tls) {
+      const tlsDir = join(baseDir, 'tls');
+      mkdirSync(tlsDir, { mode: 0o700 });
+      log('openssl: CA and server certificate');
+      const ca = await createCertificateAuthority(tlsDir);
+      // PostgreSQL refuses a key anyone but its owner may read: the server user's, mode 600.
+      const server = await issueServerCertificate(ca, tlsDir, { owner: user });
+      chmodSync(ca.certFile, 0o644);
+      own(ca.certFile);
+      own(tlsDir);
+      nodeTls = { caFile: ca.certFile, certFile: server.certFile, keyFile: server.keyFile };
+    }
+
     // The sandbox includes the very deploy files an operator installs (copied so
     // the server user can read them wherever the checkout lives).
     const replicationConf = join(confDir, 'replication.conf');
@@ -333,17 +409,19 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const setupScript = join(confDir, 'replica-setup.sh');
     copyFileSync(join(deployDir, 'replica-setup.sh'), setupScript);
     chmodSync(setupScript, 0o755);
+    // Without TLS a hostssl line could never match; with it, TCP is TLS only,
+    // as the file advises (its host line deleted).
     const hbaSnippet = readFileSync(join(deployDir, 'pg_hba.replication.conf'), 'utf8')
       .replaceAll('REPLICA_CIDR', '127.0.0.1/32')
-      // The sandbox runs without TLS on loopback; a hostssl line could never match.
       .split('\n')
-      .filter((line) => !line.startsWith('hostssl'))
+      .filter((line) => !line.startsWith(tls ? 'host ' : 'hostssl'))
       .join('\n');
+    const hostType = tls ? 'hostssl' : 'host';
     for (const file of [replicationConf, setupScript]) own(file);
 
     const superuser = { name: 'postgres', password: password() };
     const replicationUser = { name: replicationUserName, password: password() };
-    const ctx: NodeContext = { pgBinDir: binaries.pgBinDir, user, logDir, socketDir, superuser, database: 'postgres', settings: options.settings };
+    const ctx: NodeContext = { pgBinDir: binaries.pgBinDir, user, logDir, socketDir, superuser, database: 'postgres', settings: options.settings, tls: nodeTls };
 
     const nodeConf = (node: PostgresNode) => node.writeNodeConf();
 
@@ -366,7 +444,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     );
     writeFileSync(
       join(primary.dataDir, 'pg_hba.conf'),
-      `# pgreplica sandbox\n# TYPE DATABASE USER ADDRESS METHOD\nlocal all all trust\n${hbaSnippet}\nhost all all 127.0.0.1/32 scram-sha-256\n`,
+      `# pgreplica sandbox\n# TYPE DATABASE USER ADDRESS METHOD\nlocal all all trust\n${hbaSnippet}\n${hostType} all all 127.0.0.1/32 scram-sha-256\n`,
     );
     nodeConf(primary);
     manifest.postgres.push({ id: primary.id, dataDir: primary.dataDir });
@@ -395,6 +473,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
             REPLICA_SLOT_NAME: replica.slotName,
             REPLICA_APPLICATION_NAME: replica.slotName,
             REPLICA_LOG_FILE: join(logDir, `setup-${replica.id}.log`),
+            ...libpqTlsEnv(ctx),
           },
         },
       );
@@ -411,7 +490,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     if (options.redis ?? DEFAULT_SANDBOX_OPTIONS.redis) {
       const redisDir = join(baseDir, 'redis');
       mkdirSync(redisDir, { mode: 0o700 });
-      redis = new RedisServer(binaries.redisServer, await freePort(), redisDir, join(logDir, 'redis.log'));
+      const security = nodeTls
+        ? {
+            tls: { caFile: nodeTls.caFile, certFile: nodeTls.certFile, keyFile: nodeTls.keyFile },
+            user: { name: SANDBOX_REDIS_USER, password: password(), rules: sandboxRedisAcl(cluster) },
+          }
+        : {};
+      redis = new RedisServer(binaries.redisServer, await freePort(), redisDir, join(logDir, 'redis.log'), security);
       log(`start redis on port ${redis.port}`);
       await redis.start();
       manifest.redis = { pid: redis.pid!, port: redis.port };

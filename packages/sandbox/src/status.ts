@@ -61,6 +61,6 @@ export async function formatStatus(sandbox: Sandbox, view: { primaryId?: string 
   const all = [header, ...rows].map(cells);
   const widths = all[0]!.map((_, i) => Math.max(...all.map((c) => c[i]!.length)));
   const lines = all.map((c) => c.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
-  if (sandbox.redis) lines.push('', `redis  ${sandbox.redis.url}  ${sandbox.redis.running ? 'running' : 'down'}`);
+  if (sandbox.redis) lines.push('', `redis  ${sandbox.redis.redactedUrl}  ${sandbox.redis.running ? 'running' : 'down'}`);
   return lines.join('\n');
 }

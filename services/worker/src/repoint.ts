@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { NodeAddress } from './cluster-access.js';
+import { formatConninfo, parseConninfo, TLS_CONNINFO_KEYWORDS } from './conninfo.js';
 import { checkAbort, type JobContext, waitUntil } from './context.js';
 
 /** Creates a physical slot on `nodeId` unless it exists. */
@@ -18,11 +19,30 @@ export interface RepointOutcome {
   detail: string;
 }
 
-function conninfo(primary: NodeAddress, replicaId: string, ctx: JobContext): string {
-  const parts = [`host=${primary.host}`, `port=${primary.port}`, `user=${ctx.config.worker.replication.user}`, `application_name=${replicaId}`];
+/**
+ * The replica's new primary_conninfo. Its TLS settings (sslmode, sslrootcert…,
+ * as replica-setup.sh's pg_basebackup -R wrote them) are kept, so a failover
+ * never downgrades replication to unverified TLS or plain text;
+ * `worker.replication.sslmode` / `sslrootcert` override them.
+ */
+export function conninfo(primary: NodeAddress, replicaId: string, config: JobContext['config'], current: string): string {
+  const entries = new Map<string, string>([
+    ['host', primary.host],
+    ['port', String(primary.port)],
+    ['user', config.worker.replication.user],
+    ['application_name', replicaId],
+  ]);
   // The password travels in primary_conninfo like pg_basebackup -R writes it (postgresql.auto.conf, mode 600).
-  if (ctx.config.replicationPassword) parts.push(`password='${ctx.config.replicationPassword.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`);
-  return parts.join(' ');
+  if (config.replicationPassword) entries.set('password', config.replicationPassword);
+  try {
+    for (const [key, value] of parseConninfo(current)) if (TLS_CONNINFO_KEYWORDS.has(key)) entries.set(key, value);
+  } catch {
+    // Unreadable: only the configured TLS settings apply.
+  }
+  const { sslmode, sslrootcert } = config.worker.replication;
+  if (sslmode !== undefined) entries.set('sslmode', sslmode);
+  if (sslrootcert !== undefined) entries.set('sslrootcert', sslrootcert);
+  return formatConninfo(entries);
 }
 
 /**
@@ -35,7 +55,9 @@ export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: J
   checkAbort(ctx, `repointing ${replica.id}`);
   await ensureSlot(ctx, primary.id, replica.slotName);
   await ctx.cluster.withClient(replica.id, async (client) => {
-    const info = conninfo(primary, replica.id, ctx);
+    // Reading it needs superuser or pg_read_all_settings; without, the configured TLS settings only.
+    const current = await client.query<{ primary_conninfo: string }>('SHOW primary_conninfo').then((r) => r.rows[0]?.primary_conninfo ?? '', () => '');
+    const info = conninfo(primary, replica.id, ctx.config, current);
     await client.query(`ALTER SYSTEM SET primary_conninfo = ${pg.escapeLiteral(info)}`);
     await client.query(`ALTER SYSTEM SET primary_slot_name = ${pg.escapeLiteral(replica.slotName)}`);
     await client.query('SELECT pg_reload_conf()');
