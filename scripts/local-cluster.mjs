@@ -113,7 +113,6 @@ writeFileSync(
 );
 const secrets = {
   PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password,
-  PGREPLICA_REPLICATION_PASSWORD: sandbox.replicationUser.password,
   PGREPLICA_SANDBOX_STATE: stateFile,
 };
 const spawnService = (name, main, instanceId) => {

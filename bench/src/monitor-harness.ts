@@ -13,7 +13,7 @@ export function benchConfig(sandbox: Sandbox, extra: Record<string, unknown> = {
       monitor: { probeIntervalMs: 250, heartbeatMs: 1_000, leader: { leaseTtlMs: 2_000 }, http: { port: 0 } },
       ...extra,
     },
-    { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string, PGREPLICA_REPLICATION_PASSWORD: sandbox.replicationUser.password },
+    { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string },
   );
 }
 

@@ -50,7 +50,13 @@ Options:
 
 Environment:
   PGPASSWORD / PGPASSFILE   replication user's password (never pass it as an
-                            argument: arguments are visible in ps)
+                            argument: arguments are visible in ps). With
+                            PGPASSWORD, it is written to REPLICA_PASSFILE and
+                            primary_conninfo names that file; with PGPASSFILE,
+                            primary_conninfo names PGPASSFILE. The password
+                            itself is never written into primary_conninfo.
+  REPLICA_PASSFILE          passfile the replica reads the password from
+                            (default: <REPLICA_DATA_DIR>.pgpass, mode 600)
   REPLICA_DATA_DIR          data directory to create (required)
   REPLICA_SLOT_NAME         physical slot name (default: short host name,
                             lower-cased, other characters as "_")
@@ -257,6 +263,8 @@ auth_failure() {
 
 DATA_DIR_CREATED=0
 DATA_WRITTEN=0
+PASSFILE=''
+PASSFILE_CREATED=0
 SLOT_CREATED=0
 ROLE_CREATED=0
 FINISHED=0
@@ -276,6 +284,9 @@ rollback() {
     fi
   elif ((DATA_DIR_CREATED)); then
     rmdir -- "$DATA_DIR" 2>/dev/null || true
+  fi
+  if ((PASSFILE_CREATED)); then
+    rm -f -- "$PASSFILE" && log "rolled back: removed $PASSFILE"
   fi
   if ((SLOT_CREATED)); then
     if repl_sql "DROP_REPLICATION_SLOT \"$SLOT_NAME\"" >/dev/null; then
@@ -453,6 +464,53 @@ else
   die "$EX_SLOT" "cannot create slot $SLOT_NAME: $(last_error)"
 fi
 
+# --- passfile and primary_conninfo ---------------------------------------------------
+
+# conn_value VALUE — VALUE quoted for a libpq connection string.
+conn_value() {
+  local v=${1//\\/\\\\}
+  v=${v//\'/\\\'}
+  printf "'%s'" "$v"
+}
+
+# pgpass_field VALUE — VALUE escaped for a passfile field (\ and :).
+pgpass_field() {
+  local v=${1//\\/\\\\}
+  printf '%s' "${v//:/\\:}"
+}
+
+# Where the replica finds its password: a passfile written here from
+# PGPASSWORD (any host and port: the worker repoints the replica to another
+# primary), else PGPASSFILE as given, else none (~/.pgpass of the server's
+# user, or certificate or trust authentication).
+write_passfile() {
+  if [[ -n ${PGPASSWORD:-} ]]; then
+    PASSFILE=${REPLICA_PASSFILE:-${DATA_DIR%/}.pgpass}
+    [[ -e $PASSFILE ]] || PASSFILE_CREATED=1
+    (umask 077 && printf '*:*:*:%s:%s\n' "$(pgpass_field "$REPL_USER")" "$(pgpass_field "$PGPASSWORD")" >"$PASSFILE")
+    chmod 600 "$PASSFILE"
+    log "replication password written to $PASSFILE (mode 600); primary_conninfo names it"
+  elif [[ -n ${PGPASSFILE:-} ]]; then
+    PASSFILE=$PGPASSFILE
+  fi
+}
+
+# Replaces the primary_conninfo pg_basebackup -R wrote with one holding no
+# password: host, port, user, application_name, the passfile and libpq's TLS
+# settings from the environment.
+write_primary_conninfo() {
+  local conf=$DATA_DIR/postgresql.auto.conf info pair
+  info="host=$(conn_value "$PRIMARY_HOST") port=$PRIMARY_PORT user=$(conn_value "$REPL_USER") application_name=$(conn_value "$APP_NAME")"
+  [[ -n $PASSFILE ]] && info+=" passfile=$(conn_value "$PASSFILE")"
+  for pair in sslmode:PGSSLMODE sslrootcert:PGSSLROOTCERT sslcert:PGSSLCERT sslkey:PGSSLKEY sslcrl:PGSSLCRL; do
+    local var=${pair#*:}
+    [[ -n ${!var:-} ]] && info+=" ${pair%%:*}=$(conn_value "${!var}")"
+  done
+  grep -v '^primary_conninfo = ' "$conf" >"$conf.new" || true
+  printf "primary_conninfo = '%s'\n" "${info//\'/\'\'}" >>"$conf.new"
+  mv -- "$conf.new" "$conf"
+}
+
 # --- base backup --------------------------------------------------------------------
 
 if [[ -d $DATA_DIR ]]; then
@@ -475,9 +533,15 @@ fi
 log "base backup done in $((SECONDS - backup_start))s"
 
 # PostgreSQL 12+ has no recovery.conf: -R wrote standby.signal and
-# primary_conninfo/primary_slot_name into postgresql.auto.conf. 'latest' is the
-# default since 12; written anyway so the replica follows a promoted primary
-# onto its new timeline even if a packaged postgresql.conf sets it otherwise.
+# primary_conninfo/primary_slot_name into postgresql.auto.conf. Its
+# primary_conninfo holds the password when one was given: it is replaced by
+# one that names a passfile instead (a password there shows in
+# pg_settings, in the server log of any ALTER SYSTEM that rewrites it, and in
+# every copy of the data directory). 'latest' is the default since 12;
+# written anyway so the replica follows a promoted primary onto its new
+# timeline even if a packaged postgresql.conf sets it otherwise.
+write_passfile
+write_primary_conninfo
 printf "recovery_target_timeline = 'latest'\n" >>"$DATA_DIR/postgresql.auto.conf"
 chmod 700 "$DATA_DIR"
 
@@ -486,6 +550,7 @@ chmod 700 "$DATA_DIR"
 [[ -f $DATA_DIR/standby.signal ]] || die "$EX_VERIFY" "standby.signal missing in $DATA_DIR"
 [[ -f $DATA_DIR/PG_VERSION ]] || die "$EX_VERIFY" "PG_VERSION missing in $DATA_DIR"
 grep -q "^primary_conninfo = " "$DATA_DIR/postgresql.auto.conf" || die "$EX_VERIFY" "primary_conninfo missing in postgresql.auto.conf"
+if grep -q "password=" "$DATA_DIR/postgresql.auto.conf"; then die "$EX_VERIFY" "postgresql.auto.conf still holds a password"; fi
 grep -q "^primary_slot_name = '$SLOT_NAME'" "$DATA_DIR/postgresql.auto.conf" || die "$EX_VERIFY" "primary_slot_name missing in postgresql.auto.conf"
 [[ $(stat -c %a "$DATA_DIR") == 700 ]] || die "$EX_VERIFY" "$DATA_DIR is not mode 700"
 if [[ -n $PG_VERIFYBACKUP && -f $DATA_DIR/backup_manifest ]]; then

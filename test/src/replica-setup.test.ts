@@ -188,7 +188,11 @@ describe('replica-setup.sh', () => {
     const auto = readFileSync(join(dataDir, 'postgresql.auto.conf'), 'utf8');
     expect(auto).toContain("primary_slot_name = 'extra'");
     expect(auto).toContain("recovery_target_timeline = 'latest'");
-    expect(auto).toContain('application_name=extra');
+    expect(auto).toContain("application_name=''extra''");
+    // The password is in a passfile next to the data directory, never in primary_conninfo.
+    expect(auto).not.toContain('password');
+    expect(auto).toContain(`passfile=''${dataDir}.pgpass''`);
+    expect(statSync(`${dataDir}.pgpass`).mode & 0o777).toBe(0o600);
     expect(await slotNames(sandbox.primary)).toContain('extra');
     expect(await rolesNamed('extra_repl')).toBe(1);
 

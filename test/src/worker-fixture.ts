@@ -11,7 +11,6 @@ export const SANDBOX_HOOK = fileURLToPath(new URL('../../packages/sandbox/dist/h
 export function workerEnv(sandbox: Sandbox, busKey?: string): NodeJS.ProcessEnv {
   return {
     ...monitorEnv(sandbox, busKey),
-    PGREPLICA_REPLICATION_PASSWORD: sandbox.replicationUser.password,
     PGREPLICA_SANDBOX_STATE: sandbox.writeStateFile(),
   };
 }

@@ -21,7 +21,7 @@ describe('docs/configuration.md', () => {
       expect(text).toContain(`| \`${field}\` |`);
     }
     for (const variable of Object.keys(ENV_OVERRIDES)) expect(text).toContain(`| \`${variable}\` |`);
-    for (const secret of ['PGREPLICA_DB_PASSWORD', 'PGREPLICA_BUS_KEY', 'PGREPLICA_HTTP_TOKEN', 'PGREPLICA_REPLICATION_PASSWORD']) expect(text).toContain(secret);
+    for (const secret of ['PGREPLICA_DB_PASSWORD', 'PGREPLICA_BUS_KEY', 'PGREPLICA_HTTP_TOKEN']) expect(text).toContain(secret);
     // Every field has a description.
     expect(text).not.toMatch(/\|\s+\|\n/);
   });

@@ -145,8 +145,13 @@ const workerSection = z
     replication: z
       .strictObject({
         user: z.string().min(1).default('replicator').describe('Replication role written into primary_conninfo when the worker repoints a replica.'),
-        passwordEnv: z.string().min(1).default('PGREPLICA_REPLICATION_PASSWORD').describe("Environment variable holding the replication role's password."),
-        passwordFile: z.string().min(1).optional().describe("File holding the replication role's password (first line); wins over passwordEnv."),
+        passfile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "libpq passfile holding the replication role's password, a path on the database hosts, written into primary_conninfo. Unset: the replica's current one is kept (replica-setup.sh writes <data dir>.pgpass). The password itself never travels: the worker's ALTER SYSTEM would put it in the server log and pg_stat_activity.",
+          ),
         sslmode: z
           .enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'])
           .optional()

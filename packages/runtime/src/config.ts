@@ -30,8 +30,6 @@ export interface Config extends Omit<ConfigFile, 'nodes' | 'redis'> {
   workerHttpToken: string | undefined;
   /** CA certificate contents when `database.ssl.caFile` is set. */
   databaseCa: string | undefined;
-  /** Password of the replication role (worker: repointing); never logged. */
-  replicationPassword: string | undefined;
 }
 
 /** A configuration that cannot be used; `issues` names each field and the fix. */
@@ -159,11 +157,7 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
   const databaseCa = file.database.ssl?.caFile ? readPemFile(file.database.ssl.caFile, 'database.ssl.caFile', issues) : undefined;
   const redisTls = file.redis.tls;
   const redisCa = redisTls?.caFile ? readPemFile(redisTls.caFile, 'redis.tls.caFile', issues) : undefined;
-  const replication = file.worker.replication;
-  const replicationPassword = replication.passwordFile
-    ? readSecretFile(replication.passwordFile, 'worker.replication.passwordFile', issues)
-    : nonEmpty(env[replication.passwordEnv]);
-  const secretNames = new Set([file.database.passwordEnv, file.bus.keyEnv, file.monitor.http.tokenEnv, file.worker.http.tokenEnv, replication.passwordEnv, 'PGPASSWORD']);
+  const secretNames = new Set([file.database.passwordEnv, file.bus.keyEnv, file.monitor.http.tokenEnv, file.worker.http.tokenEnv, 'PGREPLICA_REPLICATION_PASSWORD', 'PGPASSWORD']);
   for (const name of file.worker.hooks.passEnv) {
     if (secretNames.has(name)) issues.push(`worker.hooks.passEnv: "${name}" holds a secret of pgreplica; hooks must not get it (remove it, and give the hook its own credentials)`);
   }
@@ -184,7 +178,6 @@ export function resolveConfig(raw: unknown, env: NodeJS.ProcessEnv, source = 'co
     httpToken: nonEmpty(env[file.monitor.http.tokenEnv]),
     workerHttpToken: nonEmpty(env[file.worker.http.tokenEnv]),
     databaseCa,
-    replicationPassword,
   });
 }
 

@@ -268,6 +268,19 @@ export class PostgresNode {
     if (this.#ctx.user.switchUser) chownSync(path, this.#ctx.user.uid, this.#ctx.user.gid);
   }
 
+  /**
+   * Writes the replication role's passfile next to the data directory
+   * (`<dataDir>.pgpass`, mode 600, the server's user), where replica-setup.sh
+   * puts it; returns its path.
+   */
+  writeReplicationPassfile(replication: { user: string; password: string }): string {
+    const path = `${this.dataDir}.pgpass`;
+    const field = (v: string) => v.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+    writeFileSync(path, `*:*:*:${field(replication.user)}:${field(replication.password)}\n`, { mode: 0o600 });
+    if (this.#ctx.user.switchUser) chownSync(path, this.#ctx.user.uid, this.#ctx.user.gid);
+    return path;
+  }
+
   async rejoin(primary: { host: string; port: number }, replication: { user: string; password: string }, slotName = this.slotName): Promise<void> {
     await this.stop('fast');
     const { name, password } = this.#ctx.superuser;
@@ -283,7 +296,9 @@ export class PostgresNode {
       .split('\n')
       .filter((line) => !/^\s*(primary_conninfo|primary_slot_name|default_transaction_read_only|synchronous_standby_names|recovery_target_timeline)\s*=/.test(line));
     const tls = this.#ctx.tls ? ` sslmode=verify-full sslrootcert=${this.#ctx.tls.caFile}` : '';
-    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} password=${replication.password} application_name=${this.slotName}${tls}`;
+    // The password goes in a passfile next to the data directory, as replica-setup.sh does, never into primary_conninfo.
+    const passfile = this.writeReplicationPassfile(replication);
+    const conninfo = `host=${primary.host} port=${primary.port} user=${replication.user} passfile=${passfile} application_name=${this.slotName}${tls}`;
     kept.push(`primary_conninfo = '${conninfo.replaceAll("'", "''")}'`, `primary_slot_name = '${slotName}'`, "recovery_target_timeline = 'latest'", '');
     writeFileSync(auto, kept.join('\n'));
     writeFileSync(join(this.dataDir, 'standby.signal'), '');

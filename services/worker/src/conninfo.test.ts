@@ -34,25 +34,26 @@ describe('connection strings', () => {
 });
 
 describe('repoint conninfo', () => {
-  it("keeps the replica's TLS settings and drops its old host, port and password", () => {
-    const config = resolveConfig(base, { PGREPLICA_REPLICATION_PASSWORD: 'new' });
-    const current = "user=replicator password=old host=10.0.0.1 port=5432 sslmode=verify-full sslrootcert=/etc/pg/ca.crt gssencmode=prefer";
-    expect(Object.fromEntries(parseConninfo(conninfo(primary, 'r2', config, current)))).toEqual({
+  it("keeps the replica's TLS settings and passfile, drops its old host, port and any password, and names it by its slot", () => {
+    const config = resolveConfig(base, {});
+    const current = "user=replicator password=old host=10.0.0.1 port=5432 passfile='/var/lib/postgresql/16/main.pgpass' sslmode=verify-full sslrootcert=/etc/pg/ca.crt gssencmode=prefer";
+    expect(Object.fromEntries(parseConninfo(conninfo(primary, { slotName: 'db_east' }, config, current)))).toEqual({
       host: 'db2.internal',
       port: '5433',
       user: 'replicator',
-      application_name: 'r2',
-      password: 'new',
+      application_name: 'db_east',
+      passfile: '/var/lib/postgresql/16/main.pgpass',
       sslmode: 'verify-full',
       sslrootcert: '/etc/pg/ca.crt',
     });
   });
 
-  it('lets worker.replication.sslmode and sslrootcert override them, even over an unreadable conninfo', () => {
-    const config = resolveConfig({ ...base, worker: { replication: { sslmode: 'verify-full', sslrootcert: '/ca.pem' } } }, {});
-    const info = parseConninfo(conninfo(primary, 'r2', config, "sslmode=prefer host='unterminated"));
+  it('lets worker.replication.sslmode, sslrootcert and passfile override them, even over an unreadable conninfo', () => {
+    const config = resolveConfig({ ...base, worker: { replication: { sslmode: 'verify-full', sslrootcert: '/ca.pem', passfile: '/etc/pg.pass' } } }, {});
+    const info = parseConninfo(conninfo(primary, { slotName: 'r2' }, config, "sslmode=prefer host='unterminated"));
     expect(info.get('sslmode')).toBe('verify-full');
     expect(info.get('sslrootcert')).toBe('/ca.pem');
+    expect(info.get('passfile')).toBe('/etc/pg.pass');
     expect(info.has('password')).toBe(false);
   });
 });

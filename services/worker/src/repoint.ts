@@ -19,29 +19,35 @@ export interface RepointOutcome {
   detail: string;
 }
 
+/** Keywords of the replica's current primary_conninfo a repoint keeps: its TLS settings and its passfile. */
+const KEPT_KEYWORDS: ReadonlySet<string> = new Set([...TLS_CONNINFO_KEYWORDS, 'passfile']);
+
 /**
- * The replica's new primary_conninfo. Its TLS settings (sslmode, sslrootcert…,
- * as replica-setup.sh's pg_basebackup -R wrote them) are kept, so a failover
- * never downgrades replication to unverified TLS or plain text;
- * `worker.replication.sslmode` / `sslrootcert` override them.
+ * The replica's new primary_conninfo: the new primary's address, the
+ * replication role, the replica's slot name as application_name (what
+ * synchronous_standby_names matches), and — kept from the current one — its
+ * TLS settings (so a failover never downgrades replication to unverified TLS
+ * or plain text) and its passfile; `worker.replication.sslmode` /
+ * `sslrootcert` / `passfile` override them. Never a password: the statement
+ * that sets it lands in the server log with log_statement = ddl and in
+ * pg_stat_activity.
  */
-export function conninfo(primary: NodeAddress, replicaId: string, config: JobContext['config'], current: string): string {
+export function conninfo(primary: NodeAddress, replica: Pick<NodeAddress, 'slotName'>, config: JobContext['config'], current: string): string {
   const entries = new Map<string, string>([
     ['host', primary.host],
     ['port', String(primary.port)],
     ['user', config.worker.replication.user],
-    ['application_name', replicaId],
+    ['application_name', replica.slotName],
   ]);
-  // The password travels in primary_conninfo like pg_basebackup -R writes it (postgresql.auto.conf, mode 600).
-  if (config.replicationPassword) entries.set('password', config.replicationPassword);
   try {
-    for (const [key, value] of parseConninfo(current)) if (TLS_CONNINFO_KEYWORDS.has(key)) entries.set(key, value);
+    for (const [key, value] of parseConninfo(current)) if (KEPT_KEYWORDS.has(key)) entries.set(key, value);
   } catch {
-    // Unreadable: only the configured TLS settings apply.
+    // Unreadable: only the configured settings apply.
   }
-  const { sslmode, sslrootcert } = config.worker.replication;
+  const { sslmode, sslrootcert, passfile } = config.worker.replication;
   if (sslmode !== undefined) entries.set('sslmode', sslmode);
   if (sslrootcert !== undefined) entries.set('sslrootcert', sslrootcert);
+  if (passfile !== undefined) entries.set('passfile', passfile);
   return formatConninfo(entries);
 }
 
@@ -55,9 +61,9 @@ export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: J
   checkAbort(ctx, `repointing ${replica.id}`);
   await ensureSlot(ctx, primary.id, replica.slotName);
   await ctx.cluster.withClient(replica.id, async (client) => {
-    // Reading it needs superuser or pg_read_all_settings; without, the configured TLS settings only.
+    // Reading it needs superuser or pg_read_all_settings; without, the configured settings only.
     const current = await client.query<{ primary_conninfo: string }>('SHOW primary_conninfo').then((r) => r.rows[0]?.primary_conninfo ?? '', () => '');
-    const info = conninfo(primary, replica.id, ctx.config, current);
+    const info = conninfo(primary, replica, ctx.config, current);
     await client.query(`ALTER SYSTEM SET primary_conninfo = ${pg.escapeLiteral(info)}`);
     await client.query(`ALTER SYSTEM SET primary_slot_name = ${pg.escapeLiteral(replica.slotName)}`);
     await client.query('SELECT pg_reload_conf()');
