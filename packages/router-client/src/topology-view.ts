@@ -1,3 +1,10 @@
+/**
+ * The router's picture of the cluster and how fresh it is: the bus
+ * subscription, catch-up and reloads, staleness and the fallback probes,
+ * discovery of a newer epoch, and the waiters of ready() and of a change.
+ * Longer than most files (about 300 lines) because these share one state
+ * machine — splitting them would spread its transitions over several files.
+ */
 import type { NodeSpec } from '@pgreplica/probe';
 import type { BusEvent, NodeState, Topology } from '@pgreplica/protocol';
 import { BusClient } from './bus-client.js';

@@ -3,7 +3,8 @@
  * pgreplica-worker and the pgreplica CLI: what they share at the top level,
  * then one section per program. Every field's `.describe()` text is its
  * documentation: docs/configuration.md is generated from this schema
- * (`npm run docs`; a test fails when it is out of date).
+ * (`npm run docs`; a test fails when it is out of date). One file, over 300
+ * lines, because its order is the reference's order.
  */
 import { CLUSTER_NAME_PATTERN, NODE_ID_PATTERN, NODE_TAGS, SLOT_NAME_PATTERN } from '@pgreplica/protocol';
 import { z } from 'zod';

@@ -1,3 +1,8 @@
+/**
+ * One PostgreSQL server of a sandbox: its settings, start, stop, kill,
+ * pause, promote, rejoin (pg_rewind) and queries. Over 300 lines because it
+ * is the whole life cycle of a server, each operation a few lines.
+ */
 import { chownSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';

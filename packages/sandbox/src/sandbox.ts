@@ -1,3 +1,12 @@
+/**
+ * A throw-away cluster on loopback for tests, benchmarks and `npm start`:
+ * `startSandbox` makes the primary (initdb), the replicas (through
+ * deploy/postgres/replica-setup.sh, as an operator would), Redis (optionally
+ * with TLS and an ACL user), and a reaper that removes everything if the
+ * owner dies. Over 300 lines because set-up, its rollback on failure and the
+ * Sandbox handle share the same steps; each server's own operations are in
+ * postgres-node.ts and redis-server.ts.
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';

@@ -1,3 +1,11 @@
+/**
+ * The monitor's process: starts the node loops, the lease, the publisher and
+ * the HTTP API, and runs one assessment round per interval (authority,
+ * health, publication, remediation planning). Slightly over 300 lines: the
+ * round is one sequence that reads best in one place; the decisions it calls
+ * live in node-fleet, authority-tracker, remediation-planner and
+ * @pgreplica/decisions.
+ */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EPOCH_WRITE_QUERY, type RoundAssessment, TERM_WRITE_QUERY } from '@pgreplica/probe';
 import { busKeys, type BusKeys, type BusEventPayload, type BusEventType, type Topology } from '@pgreplica/protocol';
