@@ -8,11 +8,11 @@ import type { ClusterAccess } from './cluster-access.js';
 export interface JobContext {
   config: Config;
   cluster: ClusterAccess;
-  /** The primary record, pause switch and stored snapshot on the bus. */
+  /** The primary record (signed), pause switch and stored snapshot on the bus. */
   authority: AuthorityStore;
   /** The cluster's change lock (one change of primary at a time). */
   changeLock: ChangeLock;
-  /** Promotion progress and the last automatic failover. */
+  /** The worker's state on Redis (signed with the bus key): promotion progress, last failover, slot first-seen times, synchronous standbys. */
   ledger: RemediationLedger;
   logger: Logger;
   /** Aborted when the worker shuts down: checked before every destructive step. */
