@@ -9,31 +9,74 @@ import type { Benchmark } from '../types.js';
 
 const HOOK = fileURLToPath(new URL('../../../packages/sandbox/dist/hook.js', import.meta.url));
 const WORKER = { http: { port: 0 }, hooks: { stop: `node ${HOOK} stop`, rejoin: `node ${HOOK} rejoin`, passEnv: ['PGREPLICA_SANDBOX_STATE'] } };
-const FAILOVER = { policy: 'auto', failoverAfterMs: 1_000, witnessFreshMs: 3_000 };
+/**
+ * `defaults`: what a user gets from deploy/monitor/monitor.example.yaml —
+ * every monitor, worker and router setting at its default, automatic
+ * failover on. `tuned`: the sandbox's faster probing (250 ms), heartbeat
+ * (1 s), lease (2 s) and failover delay (1 s), and a 5 s query timeout in
+ * the router's pools.
+ */
+type Profile = 'defaults' | 'tuned';
 
-async function cluster(sandbox: Sandbox) {
+const SETTINGS: Record<Profile, Record<string, unknown>> = {
+  defaults: { monitor: { http: { port: 0 } }, failover: { policy: 'auto' }, worker: WORKER },
+  tuned: { failover: { policy: 'auto', failoverAfterMs: 1_000, witnessFreshMs: 3_000 }, worker: WORKER },
+};
+
+async function cluster(sandbox: Sandbox, profile: Profile) {
   process.env.PGREPLICA_SANDBOX_STATE = sandbox.writeStateFile();
-  const monitor = await startMonitor(sandbox, { failover: FAILOVER, worker: WORKER });
-  const worker = new RemediationWorker(benchConfig(sandbox, { failover: FAILOVER, worker: WORKER }), createLogger('silent', undefined, 'pgreplica-worker'));
+  const monitor = await startMonitor(sandbox, SETTINGS[profile]);
+  const worker = new RemediationWorker(benchConfig(sandbox, SETTINGS[profile]), createLogger('silent', undefined, 'pgreplica-worker'));
   await worker.start();
   const db = createRouter({
     cluster: 'bench',
     redis: sandbox.redis!.url,
     connection: { user: 'postgres', password: sandbox.primary.connectionConfig.password as string, database: 'postgres' },
-    maxWritePauseMs: 30_000,
-    pool: { max: 4, query_timeout: 5_000 },
+    ...(profile === 'tuned' ? { maxWritePauseMs: 30_000, pool: { max: 4, query_timeout: 5_000 } } : {}),
   });
   db.on('error', () => {});
   await db.ready();
   const deadline = Date.now() + 15_000;
   while (db.getTopology().topology?.nodes.some((n) => n.status !== 'healthy') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   await db.query('CREATE TABLE drill (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())');
+  // The reader's first reads must find the table on every replica.
+  await sandbox.waitForReplay();
   return {
     db,
     close: async () => {
       await db.close();
       await worker.close();
       await monitor.close();
+    },
+  };
+}
+
+/** Reads in a loop (routed to replicas); counts the ones that fail. */
+function reader(db: Router) {
+  let running = true;
+  const counts = { ok: 0, failed: 0, errors: new Map<string, number>() };
+  const loop = (async () => {
+    while (running) {
+      try {
+        await db.read('SELECT count(*) FROM drill');
+        counts.ok++;
+      } catch (err) {
+        counts.failed++;
+        const key = `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`.slice(0, 120);
+        counts.errors.set(key, (counts.errors.get(key) ?? 0) + 1);
+        if (process.env.PGREPLICA_BENCH_DEBUG && counts.failed < 4) {
+          const t = db.getTopology();
+          process.stderr.write(`read failed at ${Date.now()}: ${key}; epoch ${t.epoch} primary ${t.topology?.primaryId} fallback ${t.fallback} nodes ${JSON.stringify(t.topology?.nodes.map((n) => [n.id, n.role, n.status, n.reason, n.lagMs]))}\n`);
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+  })();
+  return {
+    counts,
+    stop: async () => {
+      running = false;
+      await loop;
     },
   };
 }
@@ -62,68 +105,79 @@ function writer(db: Router) {
 }
 
 /**
- * A failover drill — the primary killed with -9 under a write loop through
- * the router; time from the kill to the first write acknowledged by the new
- * primary — and a planned switchover's write pause. Median of several runs,
- * each on a fresh sandbox with monitor, worker and router.
+ * A failover drill — the primary killed with -9 under a write loop and a
+ * read loop through the router; time from the kill to the first write
+ * acknowledged by the new primary, and the reads that failed meanwhile — and
+ * a planned switchover's write pause. With the documented defaults, then
+ * tuned; median of several runs, each on a fresh sandbox with monitor,
+ * worker and router.
  */
 export const failoverBench: Benchmark = {
   name: 'failover',
   description: 'kill -9 of the primary -> first successful write (router, monitor, worker); switchover write pause',
   async run(ctx) {
-    const recovery: number[] = [];
-    const pauses: number[] = [];
-    for (let run = 0; run < ctx.runs; run++) {
-      const sandbox = await startSandbox({ replicas: 2 });
-      const c = await cluster(sandbox);
-      try {
-        const w = writer(c.db);
-        await new Promise((r) => setTimeout(r, 500));
-        const killedAt = Date.now();
-        await sandbox.primary.kill();
-        const oldPort = sandbox.primary.port;
-        const deadline = Date.now() + 60_000;
-        while (!w.acks.some((a) => a.at > killedAt && a.port !== oldPort) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-        await w.stop();
-        const first = w.acks.find((a) => a.at > killedAt && a.port !== oldPort);
-        if (!first) throw new Error('no write reached a new primary within 60 s');
-        recovery.push(first.at - killedAt);
+    const figures = [];
+    for (const profile of ['defaults', 'tuned'] as const) {
+      const recovery: number[] = [];
+      const pauses: number[] = [];
+      const failedReads: number[] = [];
+      for (let run = 0; run < ctx.runs; run++) {
+        const sandbox = await startSandbox({ replicas: 2 });
+        const c = await cluster(sandbox, profile);
+        try {
+          const w = writer(c.db);
+          const r = reader(c.db);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+          const killedAt = Date.now();
+          await sandbox.primary.kill();
+          const oldPort = sandbox.primary.port;
+          const deadline = Date.now() + 60_000;
+          while (!w.acks.some((a) => a.at > killedAt && a.port !== oldPort) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+          await w.stop();
+          await r.stop();
+          const first = w.acks.find((a) => a.at > killedAt && a.port !== oldPort);
+          if (!first) throw new Error(`${profile}: no write reached a new primary within 60 s`);
+          recovery.push(first.at - killedAt);
+          failedReads.push(r.counts.failed);
 
-        // Switchover back and forth needs a healthy trio: switch over from the new primary to the remaining replica.
-        const newPrimaryId = sandbox.nodes.find((n) => n.port === first.port)!.id;
-        const target = sandbox.replicas.find((r) => r.id !== newPrimaryId)!.id;
-        const { Queue } = await import('bullmq');
-        const { Redis } = await import('ioredis');
-        const { busKeys, REMEDIATION_QUEUE } = await import('@pgreplica/protocol');
-        const redis = new Redis(sandbox.redis!.url, { maxRetriesPerRequest: null });
-        const keys = busKeys('bench');
-        const queue = new Queue(REMEDIATION_QUEUE, { connection: redis, prefix: keys.queuePrefix });
-        const epoch = JSON.parse((await redis.get(keys.primary))!).epoch as number;
-        const sub = redis.duplicate();
-        const finished = new Promise<number>((resolve) => {
-          sub.on('message', (_c: string, m: string) => {
-            const e = JSON.parse(m) as { type: string; writePauseMs?: number };
-            if (e.type === 'switchover.finished') resolve(e.writePauseMs ?? -1);
+          // Switchover needs a healthy pair: from the new primary to the remaining replica.
+          const newPrimaryId = sandbox.nodes.find((n) => n.port === first.port)!.id;
+          const target = sandbox.replicas.find((n) => n.id !== newPrimaryId)!.id;
+          const { Queue } = await import('bullmq');
+          const { Redis } = await import('ioredis');
+          const { busKeys, REMEDIATION_QUEUE } = await import('@pgreplica/protocol');
+          const redis = new Redis(sandbox.redis!.url, { maxRetriesPerRequest: null });
+          const keys = busKeys('bench');
+          const queue = new Queue(REMEDIATION_QUEUE, { connection: redis, prefix: keys.queuePrefix });
+          const epoch = JSON.parse((await redis.get(keys.primary))!).epoch as number;
+          const sub = redis.duplicate();
+          const finished = new Promise<number>((resolve) => {
+            sub.on('message', (_c: string, m: string) => {
+              const e = JSON.parse(m) as { type: string; writePauseMs?: number };
+              if (e.type === 'switchover.finished') resolve(e.writePauseMs ?? -1);
+            });
           });
-        });
-        await sub.subscribe(keys.events);
-        const w2 = writer(c.db);
-        await new Promise((r) => setTimeout(r, 300));
-        await queue.add('switchover', { cluster: 'bench', epoch, candidateId: target, maxWritePauseMs: 10_000 }, { jobId: `bench-switchover-${run}` });
-        pauses.push(await finished);
-        await w2.stop();
-        sub.disconnect();
-        await queue.close();
-        redis.disconnect();
-        ctx.log(`run ${run + 1}/${ctx.runs}: kill -> first write ${recovery.at(-1)} ms; switchover write pause ${Math.round(pauses.at(-1)!)} ms`);
-      } finally {
-        await c.close();
-        await sandbox.stop();
+          await sub.subscribe(keys.events);
+          const w2 = writer(c.db);
+          await new Promise((resolve) => setTimeout(resolve, 300));
+          await queue.add('switchover', { cluster: 'bench', epoch, candidateId: target, maxWritePauseMs: 10_000 }, { jobId: `bench-switchover-${profile}-${run}` });
+          pauses.push(await finished);
+          await w2.stop();
+          sub.disconnect();
+          await queue.close();
+          redis.disconnect();
+          ctx.log(`${profile} run ${run + 1}/${ctx.runs}: kill -> first write ${recovery.at(-1)} ms, ${failedReads.at(-1)} failed reads of ${r.counts.ok + r.counts.failed}; switchover write pause ${Math.round(pauses.at(-1)!)} ms${r.counts.failed ? ` (read errors: ${[...r.counts.errors].map(([e, n]) => `${n}× ${e}`).join('; ')})` : ''}`);
+        } finally {
+          await c.close();
+          await sandbox.stop();
+        }
       }
+      figures.push(
+        { metric: `${profile}: kill -9 -> first successful write`, unit: 'ms', summary: summarize(recovery) },
+        { metric: `${profile}: failed reads during the failover`, unit: 'reads', summary: summarize(failedReads) },
+        { metric: `${profile}: switchover write pause`, unit: 'ms', summary: summarize(pauses) },
+      );
     }
-    return [
-      { metric: 'failover: kill -9 -> first successful write', unit: 'ms', summary: summarize(recovery) },
-      { metric: 'switchover write pause', unit: 'ms', summary: summarize(pauses) },
-    ];
+    return figures;
   },
 };

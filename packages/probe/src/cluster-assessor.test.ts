@@ -126,6 +126,17 @@ describe('ClusterAssessor', () => {
     expect(back.nodes[1]).toMatchObject({ lagMs: 0 });
   });
 
+  it('keeps a known, growing lag on the other replica while the newly promoted primary is not yet seen as one', () => {
+    const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 1, receiverDownAfterMs: 1_000 }, null);
+    a.assess([ok('p1', primary('0/5000'), at(0)), ok('r1', replica('0/5000', '0/5000'), at(0)), ok('r2', replica('0/5000', '0/5000'), at(0))], authority, at(0));
+    // Failover: the epoch names r1, whose last sample is still from recovery.
+    const promoted: Authority = { epoch: 2, primaryId: 'r1', systemIdentifier: SYSID };
+    const waiting = replica('0/5000', '0/5000', { walReceiver: null });
+    const round = a.assess([fail('p1', at(3)), ok('r1', replica('0/5000', '0/5000'), at(3)), ok('r2', waiting, at(3))], promoted, at(3));
+    // Before: lagMs null, so no router would read from r2 until r1 was sampled as a primary.
+    expect(round.nodes[2]).toMatchObject({ status: 'degraded', reason: 'stale', lagMs: 3_000 });
+  });
+
   it('reports a node whose databases refuse connections as fenced at once', () => {
     const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
     const fenced: ProbeResult = { ok: false, nodeId: 'r2', startedAt: new Date(), durationMs: 1, failure: 'fenced', error: 'not currently accepting connections' };

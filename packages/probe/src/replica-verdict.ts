@@ -13,6 +13,12 @@ export interface ReplicaMemory {
   replayStuckSince: Date | null;
   /** Its time lag when the primary was last seen. */
   lagAtPrimaryLossMs: number | null;
+  /**
+   * When its lag was last measured against a live primary (ms): while no
+   * primary can be sampled — the old one dead, the new one not yet seen
+   * as a primary — its staleness grows from there.
+   */
+  lagMeasuredAtMs: number | null;
 }
 
 /** The primary as this round saw it. */
@@ -74,12 +80,16 @@ export function judgeReplica(args: {
     memory.receiverDownSince = null;
     memory.replayStuckSince = null;
     memory.lagAtPrimaryLossMs ??= measuredLagMs ?? 0;
-    const sinceMs = primary.lastSeenAt ? now.getTime() - primary.lastSeenAt.getTime() : null;
+    // The primary of the epoch was never seen as one (just promoted, not yet
+    // sampled as a primary): from when this replica's lag was last measured.
+    const seenAtMs = primary.lastSeenAt?.getTime() ?? memory.lagMeasuredAtMs;
+    const sinceMs = seenAtMs === null ? null : now.getTime() - seenAtMs;
     const lagMs = sinceMs === null ? null : memory.lagAtPrimaryLossMs + sinceMs;
     const detail = `primary ${primary.id} unreachable${sinceMs === null ? '' : ` for ${sinceMs} ms`}; serving what it replayed`;
     return { verdict: { status: 'degraded', reason: 'stale', detail, immediate: false }, lagMs, lagBytes };
   }
   memory.lagAtPrimaryLossMs = null;
+  if (measuredLagMs !== null) memory.lagMeasuredAtMs = sampledAt.getTime();
 
   let verdict = lagVerdict(measuredLagMs, lagBytes, t);
   const receiver = sample.walReceiver;
@@ -138,5 +148,5 @@ function timeLagMs(heartbeat: HeartbeatTracker | null, id: string, sample: NodeS
 
 /** A fresh memory for a replica. */
 export function newReplicaMemory(): ReplicaMemory {
-  return { previous: null, receiverDownSince: null, replayStuckSince: null, lagAtPrimaryLossMs: null };
+  return { previous: null, receiverDownSince: null, replayStuckSince: null, lagAtPrimaryLossMs: null, lagMeasuredAtMs: null };
 }
