@@ -47,8 +47,22 @@ describe.each([
     await sandbox?.stop();
   });
 
-  it('promotes a replica, repoints the other, and the router writes to the new primary', async () => {
+  it('promotes a replica, repoints the other, and the router writes to the new primary; no read fails', async () => {
     const loop = writeLoop(db, sandbox);
+    // Reads through the same router all along: the write path's own discovery of the new primary must not
+    // erase what the bus said about the other replica's lag (it did: no replica qualified, reads failed).
+    const reads = { ok: 0, failed: [] as string[], running: true };
+    const reader = (async () => {
+      while (reads.running) {
+        try {
+          await db.read('SELECT 1');
+          reads.ok++;
+        } catch (err) {
+          reads.failed.push((err as Error).message);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      }
+    })();
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const faultAt = Date.now();
     if (fault === 'kill') await sandbox.primary.kill();
@@ -60,6 +74,8 @@ describe.each([
     const firstWrite = loop.acked.find((a) => a.node === newPrimary)!;
     await new Promise((resolve) => setTimeout(resolve, 500));
     await loop.stop();
+    reads.running = false;
+    await reader;
 
     const finished = await bus.waitFor((e) => e.type === 'failover.finished', 30_000, 'failover.finished');
     expect(finished).toMatchObject({ fromId: 'p1', toId: newPrimary, epoch: 2 });
@@ -85,6 +101,8 @@ describe.each([
       // A hung primary had shipped what it acknowledged: nothing may be missing.
       expect(lost).toEqual([]);
     }
+    expect(reads.ok).toBeGreaterThan(0);
+    expect(reads.failed.slice(0, 3)).toEqual([]);
     // After the failover the write loop reached the new primary: every write since is there.
     expect(await missingOn(sandbox, newPrimary, loop.acked.filter((a) => a.node === newPrimary).map((a) => a.id))).toEqual([]);
   });

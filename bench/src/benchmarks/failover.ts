@@ -127,6 +127,17 @@ export const failoverBench: Benchmark = {
         try {
           const w = writer(c.db);
           const r = reader(c.db);
+          let debugSub: import('ioredis').Redis | undefined;
+          if (process.env.PGREPLICA_BENCH_DEBUG) {
+            const { Redis } = await import('ioredis');
+            debugSub = new Redis(sandbox.redis!.url);
+            debugSub.on('message', (_c: string, m: string) => {
+              const e = JSON.parse(m) as { type: string; at: string; epoch: number; nodeId?: string; node?: { lagMs: number | null; reason: string }; topology?: { nodes: { id: string; lagMs: number | null; reason: string }[] } };
+              const r2 = e.type === 'snapshot' ? e.topology?.nodes.find((n) => n.id === 'r2') : e.nodeId === 'r2' ? e.node : undefined;
+              if (r2 || e.type === 'primary.changed') process.stderr.write(`bus ${Date.parse(e.at)} ${e.type} e${e.epoch} r2 ${JSON.stringify(r2 ? [r2.reason, r2.lagMs] : null)}\n`);
+            });
+            await debugSub.subscribe('pgreplica:{bench}:events');
+          }
           await new Promise((resolve) => setTimeout(resolve, 500));
           const killedAt = Date.now();
           await sandbox.primary.kill();
@@ -135,6 +146,7 @@ export const failoverBench: Benchmark = {
           while (!w.acks.some((a) => a.at > killedAt && a.port !== oldPort) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
           await w.stop();
           await r.stop();
+          debugSub?.disconnect();
           const first = w.acks.find((a) => a.at > killedAt && a.port !== oldPort);
           if (!first) throw new Error(`${profile}: no write reached a new primary within 60 s`);
           recovery.push(first.at - killedAt);

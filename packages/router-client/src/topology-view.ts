@@ -300,7 +300,12 @@ export class TopologyView {
     const current = this.store.topology;
     if (current && (found.epoch < current.epoch || (found.epoch === current.epoch && found.primaryId === current.primaryId))) return;
     this.#log.warn({ primaryId: found.primaryId, epoch: found.epoch }, 'primary found by asking the nodes (highest recorded epoch)');
-    this.store.setLocal({ ...(current ?? found), epoch: found.epoch, primaryId: found.primaryId, systemIdentifier: found.systemIdentifier ?? current?.systemIdentifier ?? null, nodes: found.nodes }, Date.now());
+    // The probes see roles, not lag: a replica keeps the lag and health the bus last gave it.
+    const nodes = found.nodes.map((n) => {
+      const known = current?.nodes.find((k) => k.id === n.id);
+      return n.role === 'replica' && n.lagMs === null && known?.role === 'replica' ? { ...n, lagMs: known.lagMs, lagBytes: known.lagBytes, status: known.status, reason: known.reason } : n;
+    });
+    this.store.setLocal({ ...(current ?? found), epoch: found.epoch, primaryId: found.primaryId, systemIdentifier: found.systemIdentifier ?? current?.systemIdentifier ?? null, nodes }, Date.now());
     this.#afterTopologyChange();
   }
 
