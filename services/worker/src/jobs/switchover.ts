@@ -7,7 +7,7 @@ import { type NodeAddress, sampleOf } from '../cluster-access.js';
 import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext, waitUntil } from '../context.js';
 import { closeDatabases, openTransactions, terminateClientSessions } from '../fencing.js';
 import { nodeEnv, runHook } from '../hooks.js';
-import { completePromotion, repointReplicas } from '../primary-change.js';
+import { completePromotion, recordProgress, repointReplicas } from '../primary-change.js';
 import { ensureSlot, type RepointOutcome } from '../repoint.js';
 import { applySyncStandbys } from './sync-standbys.js';
 import { hookEnv } from '../hook-env.js';
@@ -187,7 +187,7 @@ async function runSwitchover(
       return await fail((err as Error).message);
     }
     // From here on, drive forward: the progress record makes a retry resume.
-    await ctx.ledger.setProgress(record.epoch, { candidateId: candidate.id, phase: 'promoting' });
+    await recordProgress(ctx, record.epoch, { candidateId: candidate.id, phase: 'promoting' }, lock);
     return await finish(ctx, record, candidate.id, lock, probes, pauseStarted, phasesMs, stopped ? 'stopped' : session);
   } finally {
     await (session as pg.Client | null)?.end().catch(() => {});
