@@ -71,7 +71,9 @@ export async function openTransactions(client: pg.Client): Promise<number> {
 export async function fenceNode(ctx: JobContext, nodeId: string): Promise<FenceOutcome> {
   const hook = ctx.config.worker.hooks.fence;
   if (hook) {
-    const run = await runHook(hook, hookEnv(ctx.config, nodeEnv('NODE', ctx.cluster.node(nodeId))), ctx.config.worker.hooks.timeoutMs);
+    // Stopped at shutdown: fencing is idempotent, the job's next run fences again.
+    const run = await runHook(hook, hookEnv(ctx.config, nodeEnv('NODE', ctx.cluster.node(nodeId))), ctx.config.worker.hooks.timeoutMs, ctx.signal);
+    if (run.aborted) throw new Error(`worker shutting down: the fence hook for ${nodeId} was stopped`);
     if (run.exitCode !== 0) throw new Error(`fence hook failed for ${nodeId} (exit ${run.exitCode}${run.timedOut ? ', timed out' : ''}): ${run.output.trim().slice(-500)}`);
     ctx.changed.push(`ran the fence hook for ${nodeId}`);
     return { kind: 'hook', databases: [], terminated: 0 };

@@ -160,6 +160,8 @@ async function runFailover(
       try {
         await fenceNode(ctx, oldPrimary.id);
       } catch (err) {
+        // Shutting down is not a failed fence: the job goes back to the queue for another worker.
+        if (ctx.signal?.aborted) throw err;
         return abort(`fence-failed: ${(err as Error).message}`, inputs);
       }
     }

@@ -157,6 +157,9 @@ async function runSwitchover(
       drained = await drain(ctx, session, oldPrimary, candidate, Math.max(MIN_DRAIN_GRACE_MS, job.maxWritePauseMs / 4));
       let target: string;
       if (hooks.stop) {
+        checkAbort(ctx, `stopping ${oldPrimary.id}`);
+        // Not interrupted at shutdown (no signal): a half-run stop leaves the node in a state
+        // nobody knows; hooks.timeoutMs bounds it.
         const hook = await runHook(hooks.stop, hookEnv(ctx.config, nodeEnv('NODE', oldPrimary)), hooks.timeoutMs);
         if (hook.exitCode !== 0) return await fail(`stop hook failed for ${oldPrimary.id} (exit ${hook.exitCode}): ${hook.output.trim().slice(-300)}`);
         stopped = true;
@@ -226,6 +229,7 @@ async function finish(
   if (old !== 'stopped' && !hooks.rejoin) await fenceOldPrimary(ctx, oldPrimary, old);
   if (hooks.rejoin) {
     await ensureSlot(ctx, candidateId, oldPrimary.slotName);
+    // Not interrupted at shutdown either: a half-run pg_rewind is worse than a late exit.
     const run = await runHook(hooks.rejoin, hookEnv(ctx.config, { ...nodeEnv('NODE', oldPrimary), ...nodeEnv('PRIMARY', ctx.cluster.node(candidateId)) }), hooks.timeoutMs);
     if (run.exitCode === 0) {
       oldState = 'rejoined';
