@@ -142,7 +142,8 @@ async function runSwitchover(
   let stopped = false;
   const fail = async (reason: string): Promise<SwitchoverResult> => {
     const notUndone = stopped ? `${oldPrimary.id} was stopped by the stop hook: start it again` : await undoDrain(ctx, session, oldPrimary, drained);
-    const detail = notUndone ? `${reason}; ${notUndone}` : `${reason}; ${oldPrimary.id} is writable again`;
+    const outcome = notUndone ?? `${oldPrimary.id} is writable again`;
+    const detail = `${reason}; ${outcome} (changed: ${ctx.changed.join('; ') || 'nothing'})`;
     await ctx.publish('switchover.finished', { fromId: oldPrimary.id, toId: candidate.id, ok: false, writePauseMs: Date.now() - pauseStarted, detail, phasesMs }, record.epoch);
     ctx.logger.warn({ detail, changed: ctx.changed }, 'switchover aborted');
     return { outcome: 'aborted', epoch: record.epoch, primaryId: oldPrimary.id, reason: detail, phasesMs };
@@ -155,7 +156,23 @@ async function runSwitchover(
         session = null;
       });
       drained = await drain(ctx, session, oldPrimary, candidate, Math.max(MIN_DRAIN_GRACE_MS, job.maxWritePauseMs / 4));
-      let target: string;
+      phasesMs.fence = Date.now() - pauseStarted;
+      const catchupStarted = Date.now();
+      const replayed = (target: string) =>
+        waitUntil(
+          async () => {
+            const [row] = await ctx.cluster.query<{ lsn: string | null }>(candidate.id, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
+            return row?.lsn != null && compareLsn(row.lsn, target) >= 0;
+          },
+          Math.min(ctx.config.worker.catchupTimeoutMs, Math.max(1_000, job.maxWritePauseMs)),
+          ctx.signal,
+        );
+      // From here on every acknowledged commit is on the candidate (it is synchronous): what it
+      // must replay is what was committed before. It does so while the old primary still runs,
+      // before anything that cannot be undone (the stop hook, the promotion): a candidate that
+      // cannot catch up leaves the old primary running, and writable again.
+      const committed = (await session.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      if (!(await replayed(committed))) return await fail(`${candidate.id} did not replay ${committed} in time`);
       if (hooks.stop) {
         checkAbort(ctx, `stopping ${oldPrimary.id}`);
         // Not interrupted at shutdown (no signal): a half-run stop leaves the node in a state
@@ -167,24 +184,10 @@ async function runSwitchover(
         // A stopping primary's walsenders send everything first, shutdown checkpoint included,
         // so the candidate ends up with all of the old timeline and the old primary can follow it.
         await waitUntil(async () => (await ctx.cluster.query<{ s: string | null }>(candidate.id, 'SELECT status AS s FROM pg_stat_wal_receiver'))[0]?.s !== 'streaming', 10_000);
-        target = (await ctx.cluster.query<{ lsn: string }>(candidate.id, 'SELECT pg_last_wal_receive_lsn()::text AS lsn'))[0]!.lsn;
-      } else {
-        // From here on every acknowledged commit is on the candidate (it is synchronous):
-        // what it must replay before promotion is what was committed before.
-        target = (await session.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+        const last = (await ctx.cluster.query<{ lsn: string }>(candidate.id, 'SELECT pg_last_wal_receive_lsn()::text AS lsn'))[0]!.lsn;
+        if (!(await replayed(last))) return await fail(`${candidate.id} did not replay ${last}, the stopped ${oldPrimary.id}'s last position, in time`);
       }
-      phasesMs.fence = Date.now() - pauseStarted;
-      const catchupStarted = Date.now();
-      const caughtUp = await waitUntil(
-        async () => {
-          const [row] = await ctx.cluster.query<{ lsn: string | null }>(candidate.id, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
-          return row?.lsn != null && compareLsn(row.lsn, target) >= 0;
-        },
-        Math.min(ctx.config.worker.catchupTimeoutMs, Math.max(1_000, job.maxWritePauseMs)),
-        ctx.signal,
-      );
       phasesMs.catchup = Date.now() - catchupStarted;
-      if (!caughtUp) return await fail(`${candidate.id} did not replay ${target} in time`);
       checkAbort(ctx, `promoting ${candidate.id}`);
     } catch (err) {
       return await fail((err as Error).message);
