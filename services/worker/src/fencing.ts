@@ -28,14 +28,15 @@ export async function closeDatabases(ctx: JobContext, nodeId: string, held?: pg.
   const first = held ?? (await ctx.cluster.connect(nodeId));
   let second: pg.Client | undefined;
   try {
-    // Our own commits must not wait for a synchronous standby that may be gone.
-    await first.query('SET synchronous_commit = local');
+    // Our own commits must not wait for a synchronous standby that may be gone, and a node a
+    // switchover drained (or an older soft fence) is read-only by default: not for us.
+    await first.query('SET synchronous_commit = local; SET default_transaction_read_only = off');
     const { rows } = await first.query<{ datname: string; current: boolean }>('SELECT datname, datname = current_database() AS current FROM pg_database WHERE datallowconn ORDER BY datname <> $1, datname', ['template1']);
     const own = rows.find((r) => r.current)?.datname;
     const other = rows.find((r) => !r.current)?.datname;
     if (!own || !other) throw new Error(`cannot fence ${nodeId} by its databases: it has a single database that allows connections; configure a fence hook`);
     second = await ctx.cluster.connect(nodeId, other);
-    await second.query('SET synchronous_commit = local');
+    await second.query('SET synchronous_commit = local; SET default_transaction_read_only = off');
     const closed: string[] = [];
     for (const { datname } of rows) {
       const session = datname === own ? second : first;
