@@ -137,13 +137,19 @@ export async function clearDemotionSettings(ctx: JobContext, nodeId: string): Pr
   });
 }
 
-/** Repoints every replica that answered `probes` (but the new and the old primary) to `newPrimaryId`. */
-export async function repointReplicas(ctx: JobContext, probes: ReadonlyMap<string, ProbeResult>, newPrimaryId: string, oldPrimaryId: string): Promise<RepointOutcome[]> {
+/** Repoints every replica that answered `probes` (but the new and the old primary) to `newPrimaryId`, each waited for up to `waitMs`. */
+export async function repointReplicas(
+  ctx: JobContext,
+  probes: ReadonlyMap<string, ProbeResult>,
+  newPrimaryId: string,
+  oldPrimaryId: string,
+  waitMs: number = ctx.config.worker.repointTimeoutMs,
+): Promise<RepointOutcome[]> {
   const newPrimary = ctx.cluster.node(newPrimaryId);
   const outcomes: RepointOutcome[] = [];
   for (const node of ctx.cluster.nodes) {
     if (node.id === newPrimaryId || node.id === oldPrimaryId || !sampleOf(probes.get(node.id))?.inRecovery) continue;
-    outcomes.push(await repoint(node, newPrimary, ctx).catch((err: unknown) => ({ nodeId: node.id, streaming: false, detail: (err as Error).message })));
+    outcomes.push(await repoint(node, newPrimary, ctx, waitMs).catch((err: unknown) => ({ nodeId: node.id, streaming: false, detail: (err as Error).message })));
   }
   return outcomes;
 }

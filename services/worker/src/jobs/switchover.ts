@@ -140,8 +140,12 @@ async function runSwitchover(
   let session: pg.Client | null = null;
   let drained: Drained | null = null;
   let stopped = false;
+  let cascaded = false;
+  const cascadeWaitMs = Math.min(ctx.config.worker.repointTimeoutMs, Math.max(1_000, job.maxWritePauseMs / 2));
   const fail = async (reason: string): Promise<SwitchoverResult> => {
     const notUndone = stopped ? `${oldPrimary.id} was stopped by the stop hook: start it again` : await undoDrain(ctx, session, oldPrimary, drained);
+    // The other replicas stream from the old primary again (through the candidate, they still would).
+    if (cascaded && !stopped) await repointReplicas(ctx, probes, oldPrimary.id, candidate.id, cascadeWaitMs);
     const outcome = notUndone ?? `${oldPrimary.id} is writable again`;
     const detail = `${reason}; ${outcome} (changed: ${ctx.changed.join('; ') || 'nothing'})`;
     await ctx.publish('switchover.finished', { fromId: oldPrimary.id, toId: candidate.id, ok: false, writePauseMs: Date.now() - pauseStarted, detail, phasesMs }, record.epoch);
@@ -173,6 +177,13 @@ async function runSwitchover(
       // cannot catch up leaves the old primary running, and writable again.
       const committed = (await session.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
       if (!(await replayed(committed))) return await fail(`${candidate.id} did not replay ${committed} in time`);
+      // The other replicas cascade from the candidate before it is promoted (they follow its new
+      // timeline by themselves): WAL the old primary still writes after the promotion (a session
+      // that turned default_transaction_read_only off, a checkpoint) must reach none of them, or
+      // they fork off the new timeline and can follow nobody.
+      checkAbort(ctx, `repointing the replicas to ${candidate.id}`);
+      cascaded = true;
+      await repointReplicas(ctx, probes, candidate.id, oldPrimary.id, cascadeWaitMs);
       if (hooks.stop) {
         checkAbort(ctx, `stopping ${oldPrimary.id}`);
         // Not interrupted at shutdown (no signal): a half-run stop leaves the node in a state
