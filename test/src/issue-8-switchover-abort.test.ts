@@ -48,6 +48,11 @@ describe('issue 8: a switchover that fails midway', () => {
     expect(await sandbox.node('r1').isInRecovery()).toBe(true);
     expect(JSON.parse((await redis.get(busKeys('main').primary))!)).toMatchObject({ epoch: 1, primaryId: 'p1' });
     expect(await redis.get(busKeys('main').promotion(1))).toBeNull();
+    // Both replicas stream from p1 again (r2, had it been moved to cascade from r1, is moved back).
+    await eventually(async () => {
+      const rows = await sandbox.replicationStatus();
+      return ['r1', 'r2'].every((id) => rows.some((r) => r.id === id && r.state === 'streaming'));
+    }, 15_000, 'r1 and r2 streaming from p1');
   };
 
   beforeAll(async () => {
