@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type CommandError, type PostgresNode, resolveServerUser, runCommand, type Sandbox } from '@pgreplica/sandbox';
+import pg from 'pg';
 
 /** The repository's deploy/postgres directory. */
 export const DEPLOY_DIR = fileURLToPath(new URL('../../deploy/postgres/', import.meta.url));
@@ -98,4 +99,55 @@ export async function eventually(check: () => Promise<boolean> | boolean, timeou
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** What {@link watchWritable} saw. */
+export interface WritableWatch {
+  /** Most nodes seen writable (not in recovery) in one round. */
+  readonly maxWritable: number;
+  /** Each round with more than one writable node: when, and which. */
+  readonly evidence: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * Asks every node `pg_is_in_recovery()` every `intervalMs` (short deadlines:
+ * a frozen or dead node counts as not writable) until stopped, and keeps the
+ * most writable nodes seen at once: a split brain shows as 2.
+ */
+export function watchWritable(nodes: readonly PostgresNode[], intervalMs = 100): WritableWatch {
+  let running = true;
+  let maxWritable = 0;
+  const evidence: string[] = [];
+  const writable = async (node: PostgresNode): Promise<boolean> => {
+    const client = new pg.Client({ ...node.connectionConfig, connectionTimeoutMillis: 500, query_timeout: 500 });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r === false;
+    } catch {
+      return false;
+    } finally {
+      await client.end().catch(() => {});
+    }
+  };
+  const loop = (async () => {
+    while (running) {
+      const round = await Promise.all(nodes.map(async (n) => ((await writable(n)) ? n.id : null)));
+      const ids = round.filter((id) => id !== null);
+      maxWritable = Math.max(maxWritable, ids.length);
+      if (ids.length > 1) evidence.push(`${new Date().toISOString()} ${ids.join(', ')}`);
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    get maxWritable() {
+      return maxWritable;
+    },
+    evidence,
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
 }

@@ -1,8 +1,12 @@
 import { type Config, createLogger, resolveConfig } from '@pgreplica/runtime';
 import type { Sandbox } from '@pgreplica/sandbox';
 import { RemediationWorker } from '@pgreplica/worker';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { monitorConfig, monitorEnv } from './monitor-fixture.js';
+
+/** The worker's program, run as a child process where a test kills or stops it. */
+export const WORKER_MAIN = fileURLToPath(new URL('../../services/worker/dist/main.js', import.meta.url));
 
 /** The sandbox's hook program. */
 export const SANDBOX_HOOK = fileURLToPath(new URL('../../packages/sandbox/dist/hook.js', import.meta.url));
@@ -32,4 +36,35 @@ export async function startWorker(sandbox: Sandbox, overrides: Record<string, un
   const worker = new RemediationWorker(config, createLogger(process.env.PGREPLICA_TEST_LOG ?? 'silent', undefined, 'pgreplica-worker'));
   await worker.start();
   return worker;
+}
+
+/** A worker running as a child process (pgreplica-worker), its output kept. */
+export interface WorkerProcess {
+  child: ChildProcess;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+}
+
+/**
+ * Starts pgreplica-worker as a child process on `configPath` (kill -9 and
+ * SIGSTOP are real there) and waits until it says it started. The caller
+ * kills it (SIGKILL) in teardown.
+ */
+export async function startWorkerProcess(sandbox: Sandbox, configPath: string, busKey?: string): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [WORKER_MAIN, '--config', configPath], {
+    env: { ...process.env, ...workerEnv(sandbox, busKey), LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  const started = Date.now();
+  while (!output.includes('worker started')) {
+    if (child.exitCode !== null || Date.now() - started > 15_000) {
+      child.kill('SIGKILL');
+      throw new Error(`pgreplica-worker did not start: ${output.slice(-2_000)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, output: () => output };
 }

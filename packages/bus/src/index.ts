@@ -7,7 +7,7 @@ export type { HeldLock } from './change-lock.js';
 export { LeaderLease } from './leader-lease.js';
 export type { LeaseState } from './leader-lease.js';
 export { RemediationLedger } from './remediation-ledger.js';
-export type { PromotionProgress, SyncRecord } from './remediation-ledger.js';
+export type { ProgressWrite, PromotionProgress, SyncRecord } from './remediation-ledger.js';
 export { closeRedis, connectRedis, connectServiceRedis, duplicateFor, redisOptions, retryStrategy } from './redis.js';
 export type { RedisRole, RedisTarget, RedisTlsTarget } from './redis.js';
 export { loadScript, runScript, SCRIPT_NAMES } from './scripts.js';

@@ -1,6 +1,7 @@
 import { type BusKeys, openValue, sealValue } from '@pgreplica/protocol';
 import type { Cluster, Redis } from 'ioredis';
 import { BusKeyed } from './bus-keyed.js';
+import { runScript } from './scripts.js';
 
 /** How far the promotion of an epoch got. */
 export interface PromotionProgress {
@@ -18,6 +19,14 @@ export interface SyncRecord {
 
 /** How long promotion progress is kept. */
 const PROGRESS_TTL_MS = 7 * 24 * 3_600_000;
+
+/**
+ * Outcome of a fenced progress write: `written`; `lost-lock` when the caller
+ * no longer holds the change lock (it stalled past its TTL and another run
+ * took over); `other-candidate` when another candidate is recorded for the
+ * epoch (or the record changed between the read and the write: read it again).
+ */
+export type ProgressWrite = 'written' | 'lost-lock' | 'other-candidate';
 
 /**
  * The worker's remediation bookkeeping on Redis: the progress of each
@@ -54,12 +63,38 @@ export class RemediationLedger extends BusKeyed {
     return value && typeof value.candidateId === 'string' ? value : null;
   }
 
+  /** Records progress unconditionally (tools and tests; jobs use {@link RemediationLedger.recordProgress}). */
   async setProgress(epoch: number, progress: PromotionProgress): Promise<void> {
     const name = this.keys.promotion(epoch);
     await this.redis.set(name, sealValue(name, progress, this.#key), 'PX', PROGRESS_TTL_MS);
   }
 
-  /** Forgets the progress of an epoch's promotion (it was abandoned before anything was promoted). */
+  /**
+   * Records progress only while `lockValue` still holds the change lock, and
+   * never over another candidate recorded (and trusted) for the epoch: a
+   * compare-and-set on the value read, checked with the lock in one Lua step.
+   */
+  async recordProgress(epoch: number, progress: PromotionProgress, lockValue: string): Promise<ProgressWrite> {
+    const name = this.keys.promotion(epoch);
+    const raw = await this.redis.get(name);
+    const current = this.#open(name, raw) as PromotionProgress | null;
+    const other = current !== null && typeof current.candidateId === 'string' && current.candidateId !== progress.candidateId;
+    return this.#fencedWrite(name, lockValue, other ? 'refuse' : 'compare', raw ?? '', sealValue(name, progress, this.#key));
+  }
+
+  /** Forgets an epoch's progress (abandoned before anything was promoted), only while `lockValue` holds the change lock. */
+  async forgetProgress(epoch: number, lockValue: string): Promise<ProgressWrite> {
+    return this.#fencedWrite(this.keys.promotion(epoch), lockValue, 'any', '', '');
+  }
+
+  /** `mode` and `read`: see lua/progress-write.lua; `value` '' deletes. */
+  async #fencedWrite(name: string, lockValue: string, mode: 'compare' | 'any' | 'refuse', read: string, value: string): Promise<ProgressWrite> {
+    const args = [lockValue, mode, read, value, PROGRESS_TTL_MS];
+    const result = Number(await runScript(this.redis, 'progress-write', [this.keys.changeLock, name], args));
+    return result > 0 ? 'written' : result < 0 ? 'lost-lock' : 'other-candidate';
+  }
+
+  /** Forgets the progress of an epoch's promotion unconditionally (tools and tests). */
   async clearProgress(epoch: number): Promise<void> {
     await this.redis.del(this.keys.promotion(epoch));
   }

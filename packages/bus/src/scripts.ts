@@ -11,6 +11,7 @@ export const SCRIPT_NAMES = [
   'owner-extend',
   'authority-raise',
   'lock-acquire',
+  'progress-write',
 ] as const;
 /** @see SCRIPT_NAMES */
 export type ScriptName = (typeof SCRIPT_NAMES)[number];

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { NODE_QUERY, PGREPLICA_STATE_QUERY, SLOTS_QUERY, STANDBYS_QUERY } from './queries.js';
+import { EPOCH_STATE_QUERY, NODE_QUERY, PGREPLICA_STATE_QUERY, SLOTS_QUERY, STANDBYS_QUERY } from './queries.js';
 import type { EpochRow, NodeSample, ProbeFailure, ProbeResult, SlotInfo, StandbyInfo, WalReceiverInfo } from './types.js';
 
 /** Where a node listens. */
@@ -77,6 +77,16 @@ function epochRow(r: Record<string, unknown>): EpochRow {
     previousPrimaryId: (r.previous_primary_id as string | null) ?? null,
     at: String(r.at),
     sig: (r.sig as string | null) ?? null,
+  };
+}
+/** pgreplica's state from a row of {@link PGREPLICA_STATE_QUERY} or {@link EPOCH_STATE_QUERY}. */
+function stateOf(row: unknown): Pick<NodeSample, 'heartbeat' | 'epoch' | 'termFloor' | 'stateError'> {
+  const r = row as { heartbeat: { seq: number; at: string } | null; epoch: Record<string, unknown> | null; term: number | null };
+  return {
+    heartbeat: r.heartbeat ? { seq: Number(r.heartbeat.seq), at: new Date(r.heartbeat.at) } : null,
+    epoch: r.epoch ? epochRow(r.epoch) : null,
+    termFloor: num(r.term),
+    stateError: null,
   };
 }
 const date = (v: unknown): Date | null => (v === null || v === undefined ? null : new Date(v as string));
@@ -244,23 +254,28 @@ export class NodeProber {
    * Reads pgreplica's own state on the node: the heartbeat row, the latest
    * epoch record and the term floor. Missing tables mean none yet; any other
    * SQL error (a missing grant, a recovery conflict) is recorded, never a
-   * reason to call the node unreachable. A lost connection still fails the probe.
+   * reason to call the node unreachable, and one on the heartbeat table does
+   * not hide the epoch and the term (read again without it). A lost
+   * connection still fails the probe.
    */
   async #readState(client: pg.Client): Promise<Pick<NodeSample, 'heartbeat' | 'epoch' | 'termFloor' | 'stateError'>> {
     const none = { heartbeat: null, epoch: null, termFloor: null, stateError: null };
-    try {
-      const { rows } = await client.query(PGREPLICA_STATE_QUERY, [this.#options.heartbeatId ?? null]);
-      const r = rows[0] as { heartbeat: { seq: number; at: string } | null; epoch: Record<string, unknown> | null; term: number | null };
-      return {
-        heartbeat: r.heartbeat ? { seq: Number(r.heartbeat.seq), at: new Date(r.heartbeat.at) } : null,
-        epoch: r.epoch ? epochRow(r.epoch) : null,
-        termFloor: num(r.term),
-        stateError: null,
-      };
-    } catch (err) {
+    const sqlState = (err: unknown): string => {
       const code = (err as { code?: string }).code;
       if (code === undefined || !/^[0-9A-Z]{5}$/.test(code)) throw err;
-      return MISSING_STATE.has(code) ? none : { ...none, stateError: `${code}: ${(err as Error).message}` };
+      return code;
+    };
+    try {
+      return stateOf((await client.query(PGREPLICA_STATE_QUERY, [this.#options.heartbeatId ?? null])).rows[0]);
+    } catch (err) {
+      const code = sqlState(err);
+      if (MISSING_STATE.has(code)) return none;
+      const stateError = `${code}: ${(err as Error).message}`;
+      try {
+        return { ...stateOf((await client.query(EPOCH_STATE_QUERY)).rows[0]), stateError };
+      } catch (again) {
+        return MISSING_STATE.has(sqlState(again)) ? { ...none, stateError } : { ...none, stateError: `${stateError}; ${(again as Error).message}` };
+      }
     }
   }
 

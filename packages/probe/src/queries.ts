@@ -42,17 +42,27 @@ SELECT slot_name, slot_type, active, active_pid, wal_status, safe_wal_size::floa
        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::float8 AS retained_bytes
   FROM pg_replication_slots`;
 
+const EPOCH_AND_TERM = `
+       (SELECT row_to_json(e) FROM (
+          SELECT epoch::float8 AS epoch, primary_id, system_identifier, cause, previous_primary_id, at, sig
+            FROM pgreplica.epoch ORDER BY epoch DESC LIMIT 1) e) AS epoch,
+       (SELECT term::float8 FROM pgreplica.term WHERE id = 1) AS term`;
+
 /**
  * What pgreplica keeps in the node itself (it replicates from the primary):
  * this monitor's heartbeat row ($1, null for none), the latest epoch record
  * and the term floor. Fails with 42P01 while the tables do not exist.
  */
 export const PGREPLICA_STATE_QUERY = `
-SELECT (SELECT row_to_json(h) FROM (SELECT seq::float8 AS seq, at FROM pgreplica.heartbeat WHERE monitor_id = $1) h) AS heartbeat,
-       (SELECT row_to_json(e) FROM (
-          SELECT epoch::float8 AS epoch, primary_id, system_identifier, cause, previous_primary_id, at, sig
-            FROM pgreplica.epoch ORDER BY epoch DESC LIMIT 1) e) AS epoch,
-       (SELECT term::float8 FROM pgreplica.term WHERE id = 1) AS term`;
+SELECT (SELECT row_to_json(h) FROM (SELECT seq::float8 AS seq, at FROM pgreplica.heartbeat WHERE monitor_id = $1) h) AS heartbeat,${EPOCH_AND_TERM}`;
+
+/**
+ * {@link PGREPLICA_STATE_QUERY} without the heartbeat: what is left to read
+ * when the heartbeat table cannot be (a role without SELECT on it), so the
+ * epoch record and the term floor are never lost with it.
+ */
+export const EPOCH_STATE_QUERY = `
+SELECT NULL::json AS heartbeat,${EPOCH_AND_TERM}`;
 
 /**
  * Creates pgreplica's tables; idempotent. Needs CREATE on the database (or run

@@ -28,14 +28,15 @@ export async function closeDatabases(ctx: JobContext, nodeId: string, held?: pg.
   const first = held ?? (await ctx.cluster.connect(nodeId));
   let second: pg.Client | undefined;
   try {
-    // Our own commits must not wait for a synchronous standby that may be gone.
-    await first.query('SET synchronous_commit = local');
+    // Our own commits must not wait for a synchronous standby that may be gone, and a node a
+    // switchover drained (or an older soft fence) is read-only by default: not for us.
+    await first.query('SET synchronous_commit = local; SET default_transaction_read_only = off');
     const { rows } = await first.query<{ datname: string; current: boolean }>('SELECT datname, datname = current_database() AS current FROM pg_database WHERE datallowconn ORDER BY datname <> $1, datname', ['template1']);
     const own = rows.find((r) => r.current)?.datname;
     const other = rows.find((r) => !r.current)?.datname;
     if (!own || !other) throw new Error(`cannot fence ${nodeId} by its databases: it has a single database that allows connections; configure a fence hook`);
     second = await ctx.cluster.connect(nodeId, other);
-    await second.query('SET synchronous_commit = local');
+    await second.query('SET synchronous_commit = local; SET default_transaction_read_only = off');
     const closed: string[] = [];
     for (const { datname } of rows) {
       const session = datname === own ? second : first;
@@ -71,7 +72,9 @@ export async function openTransactions(client: pg.Client): Promise<number> {
 export async function fenceNode(ctx: JobContext, nodeId: string): Promise<FenceOutcome> {
   const hook = ctx.config.worker.hooks.fence;
   if (hook) {
-    const run = await runHook(hook, hookEnv(ctx.config, nodeEnv('NODE', ctx.cluster.node(nodeId))), ctx.config.worker.hooks.timeoutMs);
+    // Stopped at shutdown: fencing is idempotent, the job's next run fences again.
+    const run = await runHook(hook, hookEnv(ctx.config, nodeEnv('NODE', ctx.cluster.node(nodeId))), ctx.config.worker.hooks.timeoutMs, ctx.signal);
+    if (run.aborted) throw new Error(`worker shutting down: the fence hook for ${nodeId} was stopped`);
     if (run.exitCode !== 0) throw new Error(`fence hook failed for ${nodeId} (exit ${run.exitCode}${run.timedOut ? ', timed out' : ''}): ${run.output.trim().slice(-500)}`);
     ctx.changed.push(`ran the fence hook for ${nodeId}`);
     return { kind: 'hook', databases: [], terminated: 0 };

@@ -42,6 +42,18 @@ export async function recordEpochInDatabase(ctx: JobContext, record: PrimaryReco
   ctx.changed.push(`recorded epoch ${record.epoch} (primary ${record.primaryId}) in ${record.primaryId}'s database`);
 }
 
+/**
+ * Records how far the promotion of `epoch` got, fenced by the change lock: a
+ * run that stalled past the lock's TTL (another run took over meanwhile)
+ * must not name a candidate, nor promote one, behind the new holder's back.
+ * @throws when the lock was lost or another candidate is recorded for the epoch
+ */
+export async function recordProgress(ctx: JobContext, epoch: number, progress: PromotionProgress, lock: HeldLock): Promise<void> {
+  const outcome = await ctx.ledger.recordProgress(epoch, progress, lock.value);
+  if (outcome === 'lost-lock') throw new Error(`lost the change lock before recording ${progress.candidateId} (${progress.phase}) for epoch ${epoch}; the job that holds it now finishes`);
+  if (outcome === 'other-candidate') throw new Error(`another candidate is recorded for epoch ${epoch}: not promoting ${progress.candidateId}`);
+}
+
 /** What {@link completePromotion} needs: the epoch being ended and the promotion's recorded progress. */
 export interface PromotionPlan {
   /** The authority of the epoch being ended. */
@@ -76,6 +88,9 @@ export async function completePromotion(
   let startLsn = progress.startLsn;
   if (state.recovery) {
     startLsn = state.lsn ?? undefined;
+    // The last check before the one step that cannot be undone: a run that stalled past the
+    // lock's TTL stops here instead of promoting a node another run may not have chosen.
+    if (!(await lock.extend())) throw new Error(`lost the change lock before promoting ${candidateId}; the job that holds it now finishes`);
     await promoteNode(ctx, candidateId);
   }
   await clearDemotionSettings(ctx, candidateId);
@@ -88,7 +103,7 @@ export async function completePromotion(
     cause,
     previousPrimaryId: from.primaryId,
   };
-  await ctx.ledger.setProgress(from.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) });
+  await recordProgress(ctx, from.epoch, { candidateId, phase: 'promoted', ...(startLsn ? { startLsn } : {}) }, lock);
   await recordEpochInDatabase(ctx, next);
   const outcome = await ctx.authority.announce(next, lock.value);
   if (outcome === 'lost-lock') throw new Error('lost the change lock before announcing the new epoch; the job that holds it now finishes');
@@ -122,13 +137,19 @@ export async function clearDemotionSettings(ctx: JobContext, nodeId: string): Pr
   });
 }
 
-/** Repoints every replica that answered `probes` (but the new and the old primary) to `newPrimaryId`. */
-export async function repointReplicas(ctx: JobContext, probes: ReadonlyMap<string, ProbeResult>, newPrimaryId: string, oldPrimaryId: string): Promise<RepointOutcome[]> {
+/** Repoints every replica that answered `probes` (but the new and the old primary) to `newPrimaryId`, each waited for up to `waitMs`. */
+export async function repointReplicas(
+  ctx: JobContext,
+  probes: ReadonlyMap<string, ProbeResult>,
+  newPrimaryId: string,
+  oldPrimaryId: string,
+  waitMs: number = ctx.config.worker.repointTimeoutMs,
+): Promise<RepointOutcome[]> {
   const newPrimary = ctx.cluster.node(newPrimaryId);
   const outcomes: RepointOutcome[] = [];
   for (const node of ctx.cluster.nodes) {
     if (node.id === newPrimaryId || node.id === oldPrimaryId || !sampleOf(probes.get(node.id))?.inRecovery) continue;
-    outcomes.push(await repoint(node, newPrimary, ctx).catch((err: unknown) => ({ nodeId: node.id, streaming: false, detail: (err as Error).message })));
+    outcomes.push(await repoint(node, newPrimary, ctx, waitMs).catch((err: unknown) => ({ nodeId: node.id, streaming: false, detail: (err as Error).message })));
   }
   return outcomes;
 }

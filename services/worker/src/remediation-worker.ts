@@ -1,7 +1,7 @@
 import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, RemediationLedger } from '@pgreplica/bus';
 import { busKeys, type BusKeys, checkJobAuth, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
 import { closeServer, type Config, type HttpServer, createServiceApp, listen, runShutdownSteps } from '@pgreplica/runtime';
-import { type Job, UnrecoverableError, Worker } from 'bullmq';
+import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
@@ -109,7 +109,7 @@ export class RemediationWorker {
     this.#server = listening.server;
     this.#httpPort = listening.port;
 
-    this.#worker = new Worker(REMEDIATION_QUEUE, (job, _token, signal) => this.#process(job, signal), {
+    this.#worker = new Worker(REMEDIATION_QUEUE, (job, token, signal) => this.#process(job, token, signal), {
       connection: this.#bullRedis,
       prefix: this.keys.queuePrefix,
       concurrency: 1,
@@ -126,7 +126,7 @@ export class RemediationWorker {
     this.#logger.info({ cluster: this.config.cluster, http: `${host}:${this.#httpPort}` }, 'worker started');
   }
 
-  async #process(job: Job, signal: AbortSignal | undefined): Promise<unknown> {
+  async #process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<unknown> {
     // Own properties only: a job named "constructor" or "__proto__" is unknown, not Object's.
     if (!Object.hasOwn(JOB_SCHEMAS, job.name)) throw this.#refuse(job, 'unknown', 'unknown-job', `unknown job "${job.name}"`);
     const name = job.name as JobName;
@@ -192,6 +192,22 @@ export class RemediationWorker {
       logger.info({ result, changed: ctx.changed }, 'job finished');
       return { result, changed: ctx.changed };
     } catch (err) {
+      if (signal?.aborted && !(err instanceof UnrecoverableError) && token !== undefined) {
+        // Stopped at a safe point because this worker shuts down: not a failure and not an
+        // attempt. Back to the queue, where another worker (or this one, restarted) resumes it.
+        const requeued = await job.moveToWait(token).then(
+          () => true,
+          (moveErr: unknown) => {
+            logger.warn({ err: moveErr }, 'cannot put the interrupted job back in the queue');
+            return false;
+          },
+        );
+        if (requeued) {
+          this.#jobs.inc({ job: job.name, outcome: 'interrupted' });
+          logger.warn({ err, changed: ctx.changed }, 'job interrupted by shutdown; back in the queue');
+          throw new WaitingError();
+        }
+      }
       this.#jobs.inc({ job: job.name, outcome: 'failed' });
       const record = await this.#authority!.primaryRecord().catch(() => null);
       await ctx.publish('remediation.failed', { job: job.name, jobId: String(job.id), error: (err as Error).message, changed: ctx.changed }, record?.epoch ?? 0);

@@ -55,9 +55,10 @@ export function conninfo(primary: NodeAddress, replica: Pick<NodeAddress, 'slotN
  * Makes a replica stream from `primary`: its physical slot created on the
  * new primary (if missing), `primary_conninfo` and `primary_slot_name` set
  * with ALTER SYSTEM, configuration reloaded (PostgreSQL 13+ restarts the WAL
- * receiver), then a bounded wait until the new primary sees it streaming.
+ * receiver), then a bounded wait (`waitMs`) until the new primary sees it
+ * streaming. `primary` may be a standby too (cascading).
  */
-export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: JobContext): Promise<RepointOutcome> {
+export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: JobContext, waitMs: number = ctx.config.worker.repointTimeoutMs): Promise<RepointOutcome> {
   checkAbort(ctx, `repointing ${replica.id}`);
   await ensureSlot(ctx, primary.id, replica.slotName);
   await ctx.cluster.withClient(replica.id, async (client) => {
@@ -78,8 +79,8 @@ export async function repoint(replica: NodeAddress, primary: NodeAddress, ctx: J
           [replica.slotName],
         )
       )[0]!.n > 0,
-    ctx.config.worker.repointTimeoutMs,
+    waitMs,
     ctx.signal,
   );
-  return { nodeId: replica.id, streaming, detail: streaming ? 'streaming' : `not streaming after ${ctx.config.worker.repointTimeoutMs} ms` };
+  return { nodeId: replica.id, streaming, detail: streaming ? 'streaming' : `not streaming after ${waitMs} ms` };
 }

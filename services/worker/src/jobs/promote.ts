@@ -7,7 +7,7 @@ import { currentAuthority } from '../authority.js';
 import { sampleOf } from '../cluster-access.js';
 import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext, waitUntil } from '../context.js';
 import { fenceNode } from '../fencing.js';
-import { completePromotion, repointReplicas } from '../primary-change.js';
+import { completePromotion, recordProgress, repointReplicas } from '../primary-change.js';
 import type { RepointOutcome } from '../repoint.js';
 import { applySyncStandbys } from './sync-standbys.js';
 
@@ -115,7 +115,7 @@ async function runFailover(
     inputs = { ...inputs, resumed: true, progress };
     if (candidate?.inRecovery === true && !verdict.proceed) {
       // Nothing promoted yet and the old primary is back (or still witnessed): abandon the attempt.
-      await ctx.ledger.clearProgress(record.epoch);
+      if ((await ctx.ledger.forgetProgress(record.epoch, lock.value)) === 'lost-lock') throw new Error('lost the change lock before abandoning the promotion');
       return abort(verdict.reason, inputs);
     }
     if (candidate === null) return abort(`candidate-unreachable: ${progress.candidateId}, recorded for epoch ${record.epoch}, does not answer; no other node may be promoted for this epoch`, inputs);
@@ -160,6 +160,8 @@ async function runFailover(
       try {
         await fenceNode(ctx, oldPrimary.id);
       } catch (err) {
+        // Shutting down is not a failed fence: the job goes back to the queue for another worker.
+        if (ctx.signal?.aborted) throw err;
         return abort(`fence-failed: ${(err as Error).message}`, inputs);
       }
     }
@@ -175,7 +177,7 @@ async function runFailover(
     phasesMs.catchup = Date.now() - catchupStarted;
     checkAbort(ctx, `promoting ${candidateId}`);
     progress = { candidateId, phase: 'promoting' };
-    await ctx.ledger.setProgress(record.epoch, progress);
+    await recordProgress(ctx, record.epoch, progress, lock);
   }
 
   const done = await completePromotion(ctx, { from: record, candidateId: progress.candidateId, cause: job.automatic ? 'failover' : 'manual', lock }, progress);

@@ -7,7 +7,7 @@ import { type NodeAddress, sampleOf } from '../cluster-access.js';
 import { CHANGE_LOCK_TTL_MS, checkAbort, type JobContext, waitUntil } from '../context.js';
 import { closeDatabases, openTransactions, terminateClientSessions } from '../fencing.js';
 import { nodeEnv, runHook } from '../hooks.js';
-import { completePromotion, repointReplicas } from '../primary-change.js';
+import { completePromotion, recordProgress, repointReplicas } from '../primary-change.js';
 import { ensureSlot, type RepointOutcome } from '../repoint.js';
 import { applySyncStandbys } from './sync-standbys.js';
 import { hookEnv } from '../hook-env.js';
@@ -140,9 +140,14 @@ async function runSwitchover(
   let session: pg.Client | null = null;
   let drained: Drained | null = null;
   let stopped = false;
+  let cascaded = false;
+  const cascadeWaitMs = Math.min(ctx.config.worker.repointTimeoutMs, Math.max(1_000, job.maxWritePauseMs / 2));
   const fail = async (reason: string): Promise<SwitchoverResult> => {
     const notUndone = stopped ? `${oldPrimary.id} was stopped by the stop hook: start it again` : await undoDrain(ctx, session, oldPrimary, drained);
-    const detail = notUndone ? `${reason}; ${notUndone}` : `${reason}; ${oldPrimary.id} is writable again`;
+    // The other replicas stream from the old primary again (through the candidate, they still would).
+    if (cascaded && !stopped) await repointReplicas(ctx, probes, oldPrimary.id, candidate.id, cascadeWaitMs);
+    const outcome = notUndone ?? `${oldPrimary.id} is writable again`;
+    const detail = `${reason}; ${outcome} (changed: ${ctx.changed.join('; ') || 'nothing'})`;
     await ctx.publish('switchover.finished', { fromId: oldPrimary.id, toId: candidate.id, ok: false, writePauseMs: Date.now() - pauseStarted, detail, phasesMs }, record.epoch);
     ctx.logger.warn({ detail, changed: ctx.changed }, 'switchover aborted');
     return { outcome: 'aborted', epoch: record.epoch, primaryId: oldPrimary.id, reason: detail, phasesMs };
@@ -155,8 +160,34 @@ async function runSwitchover(
         session = null;
       });
       drained = await drain(ctx, session, oldPrimary, candidate, Math.max(MIN_DRAIN_GRACE_MS, job.maxWritePauseMs / 4));
-      let target: string;
+      phasesMs.fence = Date.now() - pauseStarted;
+      const catchupStarted = Date.now();
+      const replayed = (target: string) =>
+        waitUntil(
+          async () => {
+            const [row] = await ctx.cluster.query<{ lsn: string | null }>(candidate.id, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
+            return row?.lsn != null && compareLsn(row.lsn, target) >= 0;
+          },
+          Math.min(ctx.config.worker.catchupTimeoutMs, Math.max(1_000, job.maxWritePauseMs)),
+          ctx.signal,
+        );
+      // From here on every acknowledged commit is on the candidate (it is synchronous): what it
+      // must replay is what was committed before. It does so while the old primary still runs,
+      // before anything that cannot be undone (the stop hook, the promotion): a candidate that
+      // cannot catch up leaves the old primary running, and writable again.
+      const committed = (await session.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+      if (!(await replayed(committed))) return await fail(`${candidate.id} did not replay ${committed} in time`);
+      // The other replicas cascade from the candidate before it is promoted (they follow its new
+      // timeline by themselves): WAL the old primary still writes after the promotion (a session
+      // that turned default_transaction_read_only off, a checkpoint) must reach none of them, or
+      // they fork off the new timeline and can follow nobody.
+      checkAbort(ctx, `repointing the replicas to ${candidate.id}`);
+      cascaded = true;
+      await repointReplicas(ctx, probes, candidate.id, oldPrimary.id, cascadeWaitMs);
       if (hooks.stop) {
+        checkAbort(ctx, `stopping ${oldPrimary.id}`);
+        // Not interrupted at shutdown (no signal): a half-run stop leaves the node in a state
+        // nobody knows; hooks.timeoutMs bounds it.
         const hook = await runHook(hooks.stop, hookEnv(ctx.config, nodeEnv('NODE', oldPrimary)), hooks.timeoutMs);
         if (hook.exitCode !== 0) return await fail(`stop hook failed for ${oldPrimary.id} (exit ${hook.exitCode}): ${hook.output.trim().slice(-300)}`);
         stopped = true;
@@ -164,30 +195,16 @@ async function runSwitchover(
         // A stopping primary's walsenders send everything first, shutdown checkpoint included,
         // so the candidate ends up with all of the old timeline and the old primary can follow it.
         await waitUntil(async () => (await ctx.cluster.query<{ s: string | null }>(candidate.id, 'SELECT status AS s FROM pg_stat_wal_receiver'))[0]?.s !== 'streaming', 10_000);
-        target = (await ctx.cluster.query<{ lsn: string }>(candidate.id, 'SELECT pg_last_wal_receive_lsn()::text AS lsn'))[0]!.lsn;
-      } else {
-        // From here on every acknowledged commit is on the candidate (it is synchronous):
-        // what it must replay before promotion is what was committed before.
-        target = (await session.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0]!.lsn;
+        const last = (await ctx.cluster.query<{ lsn: string }>(candidate.id, 'SELECT pg_last_wal_receive_lsn()::text AS lsn'))[0]!.lsn;
+        if (!(await replayed(last))) return await fail(`${candidate.id} did not replay ${last}, the stopped ${oldPrimary.id}'s last position, in time`);
       }
-      phasesMs.fence = Date.now() - pauseStarted;
-      const catchupStarted = Date.now();
-      const caughtUp = await waitUntil(
-        async () => {
-          const [row] = await ctx.cluster.query<{ lsn: string | null }>(candidate.id, 'SELECT pg_last_wal_replay_lsn()::text AS lsn');
-          return row?.lsn != null && compareLsn(row.lsn, target) >= 0;
-        },
-        Math.min(ctx.config.worker.catchupTimeoutMs, Math.max(1_000, job.maxWritePauseMs)),
-        ctx.signal,
-      );
       phasesMs.catchup = Date.now() - catchupStarted;
-      if (!caughtUp) return await fail(`${candidate.id} did not replay ${target} in time`);
       checkAbort(ctx, `promoting ${candidate.id}`);
     } catch (err) {
       return await fail((err as Error).message);
     }
     // From here on, drive forward: the progress record makes a retry resume.
-    await ctx.ledger.setProgress(record.epoch, { candidateId: candidate.id, phase: 'promoting' });
+    await recordProgress(ctx, record.epoch, { candidateId: candidate.id, phase: 'promoting' }, lock);
     return await finish(ctx, record, candidate.id, lock, probes, pauseStarted, phasesMs, stopped ? 'stopped' : session);
   } finally {
     await (session as pg.Client | null)?.end().catch(() => {});
@@ -226,6 +243,7 @@ async function finish(
   if (old !== 'stopped' && !hooks.rejoin) await fenceOldPrimary(ctx, oldPrimary, old);
   if (hooks.rejoin) {
     await ensureSlot(ctx, candidateId, oldPrimary.slotName);
+    // Not interrupted at shutdown either: a half-run pg_rewind is worse than a late exit.
     const run = await runHook(hooks.rejoin, hookEnv(ctx.config, { ...nodeEnv('NODE', oldPrimary), ...nodeEnv('PRIMARY', ctx.cluster.node(candidateId)) }), hooks.timeoutMs);
     if (run.exitCode === 0) {
       oldState = 'rejoined';
