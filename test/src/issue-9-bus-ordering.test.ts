@@ -54,8 +54,10 @@ describe('issue 9: bus ordering and gap repair', () => {
     const monitor: Monitor = await startMonitor(sandbox, { monitor: { probeIntervalMs: 100, heartbeatMs: 100 } }, BUS_KEY);
     try {
       await recorder.waitFor((e) => e.type === 'snapshot', 15_000, 'a snapshot from the leader');
-      const publishers = ['worker-a', 'worker-b'].map(
-        (instanceId) => new BusPublisher({ redis, keys: busKeys('main'), cluster: 'main', instanceId, key: BUS_KEY, streamMaxLen: 10_000, fenced: false }),
+      // Each on its own connection, as the worker and the CLI are: their commands interleave with the leader's in Redis.
+      const connections = [new Redis(sandbox.redis!.url), new Redis(sandbox.redis!.url)];
+      const publishers = connections.map(
+        (conn, i) => new BusPublisher({ redis: conn, keys: busKeys('main'), cluster: 'main', instanceId: `worker-${i}`, key: BUS_KEY, streamMaxLen: 10_000, fenced: false }),
       );
       const published: BusEvent[] = [];
       const loop = async (publisher: BusPublisher, name: string) => {
@@ -68,7 +70,11 @@ describe('issue 9: bus ordering and gap repair', () => {
           if (i >= PER_LOOP / 2) await new Promise((resolve) => setTimeout(resolve, Math.random() * 40));
         }
       };
-      await Promise.all(publishers.flatMap((p, i) => [loop(p, `p${i}a`), loop(p, `p${i}b`)]));
+      try {
+        await Promise.all(publishers.flatMap((p, i) => [loop(p, `p${i}a`), loop(p, `p${i}b`)]));
+      } finally {
+        for (const conn of connections) conn.disconnect();
+      }
       const last = published.reduce((a, b) => (a.seq > b.seq ? a : b));
       await recorder.waitFor((e) => e.term === last.term && e.seq >= last.seq, 5_000, 'the last racing event');
       // One more leader snapshot after the race, so the recorder holds everything up to it.

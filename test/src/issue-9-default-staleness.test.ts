@@ -6,6 +6,8 @@ import { eventually } from './helpers.js';
 import { BusRecorder, DOCUMENTED_MONITOR, startMonitor } from './monitor-fixture.js';
 
 const IDLE_MS = 60_000;
+/** App instances: each router checks its freshness on its own timer, so together they sample every moment. */
+const FLEET = 20;
 
 /** A router on the sandbox's bus that records its `fallback` and `error` events; not waited for. */
 function recordingRouter(sandbox: Sandbox, staleAfterMs?: number) {
@@ -44,7 +46,7 @@ describe('issue 9: the documented defaults never flip routers into fallback', ()
     await sandbox?.stop();
   });
 
-  it('a router started before any topology is starting, not stale; an idle minute costs no fallback; a staleAfterMs below 3 heartbeats is raised with an error event', async () => {
+  it('a router started before any topology is starting, not stale; an idle minute costs a fleet of routers no fallback; a staleAfterMs below 3 heartbeats is raised with an error event', async () => {
     // Created before the monitor ever published: no topology on the bus yet.
     const early = recordingRouter(sandbox);
     const tight = recordingRouter(sandbox, 5_000);
@@ -63,6 +65,16 @@ describe('issue 9: the documented defaults never flip routers into fallback', ()
     expect(tight.errors[0]).toMatchObject({ code: 'invalid-option' });
     expect(tight.errors[0]!.message).toMatch(/staleAfterMs 5000 .*15000 ms/);
 
+    // More app instances, started at staggered moments (their freshness timers out of phase).
+    const fleet = [early];
+    for (let i = 1; i < FLEET; i++) {
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 100));
+      const r = recordingRouter(sandbox);
+      routers.push(r.db);
+      await r.db.ready();
+      fleet.push(r);
+    }
+
     const since = bus.events.length;
     const ages: number[] = [];
     const sampler = setInterval(() => ages.push(early.db.getTopology().ageMs), 250);
@@ -73,16 +85,15 @@ describe('issue 9: the documented defaults never flip routers into fallback', ()
     const gaps = snapshots.slice(1).map((at, i) => at - snapshots[i]!);
     process.stderr.write(
       `[issue-9 staleness] idle ${IDLE_MS / 1000} s: ${snapshots.length} snapshots, gap max ${Math.max(...gaps)} ms; router topology age max ${Math.max(...ages)} ms; ` +
-        `fallback events: default ${early.fallbacks.length}, staleAfterMs 5000 ${tight.fallbacks.length}; error events of the latter ${tight.errors.length}\n`,
+        `fallback events: ${FLEET} routers with the default ${fleet.reduce((n, r) => n + r.fallbacks.length, 0)}, staleAfterMs 5000 ${tight.fallbacks.length}; error events of the latter ${tight.errors.length}\n`,
     );
     // The monitor is as quiet as documented: a snapshot about every heartbeat, so a 5 s bound would flip.
     expect(snapshots.length).toBeGreaterThanOrEqual(8);
     expect(Math.max(...gaps)).toBeGreaterThanOrEqual(5_000);
-    expect(early.fallbacks).toEqual([]);
+    expect(fleet.flatMap((r) => r.fallbacks)).toEqual([]);
     expect(tight.fallbacks).toEqual([]);
     expect(tight.errors).toHaveLength(1);
-    expect(early.errors).toEqual([]);
-    expect(early.db.getTopology().fallback).toBe(false);
-    expect(tight.db.getTopology().fallback).toBe(false);
+    expect(fleet.flatMap((r) => r.errors)).toEqual([]);
+    for (const r of [...fleet, tight]) expect(r.db.getTopology().fallback).toBe(false);
   });
 });
