@@ -13,7 +13,7 @@ const OUTAGE_MS = 60_000;
 // they cannot serve fails fast with `primary-down` instead of trying the dead
 // primary. Before the fix the replicas went unhealthy (wal-receiver-down)
 // after 10 s and the router, whose 5 s staleness bound equalled the
-// monitor's heartbeat, also fell back to the primary: every read failed.
+// monitor's heartbeat, also fell back to the primary: nearly every read failed.
 describe('issue 9: a dead primary with no failover', () => {
   let sandbox: Sandbox;
   let monitor: Monitor;

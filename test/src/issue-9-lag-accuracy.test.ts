@@ -26,11 +26,12 @@ function lagSampler(monitor: Monitor) {
   return { samples, stop: () => clearInterval(timer) };
 }
 
-// Issue 9, item 10. Before the fix a replica's time lag was the age of the
-// newest heartbeat it had replayed, taken when the round was assessed: a
-// replica a millisecond behind read as the time since the last heartbeat
-// write (up to a probe interval, ~800 ms at the documented 1 s), and never 0
-// on an idle primary. Now it is measured at the replica's own sample time.
+// Issue 9, item 10. Before the fix a replica's time lag was measured when
+// the round was assessed, not when the replica was sampled: a heartbeat
+// written in between counted as missed, so a replica a millisecond behind
+// read as up to a probe interval (how much depends on the phase of the probe
+// loops and the round), and hardly ever 0 on an idle primary. Now it is
+// measured at the replica's own sample time.
 describe('issue 9: time lag is accurate under load', () => {
   let sandbox: Sandbox;
   let monitor: Monitor;
