@@ -28,6 +28,9 @@ export function monitorConfig(sandbox: Sandbox, overrides: Record<string, unknow
   return mergeConfig(base, overrides);
 }
 
+/** The monitor section of deploy/monitor/monitor.example.yaml (its documented defaults), for `startMonitor` overrides. */
+export const DOCUMENTED_MONITOR = { monitor: { probeIntervalMs: 1_000, heartbeatMs: 5_000, leader: { leaseTtlMs: 5_000 } } } as const;
+
 /** Environment carrying the sandbox's password (and a bus key when given). */
 export function monitorEnv(sandbox: Sandbox, busKey?: string): NodeJS.ProcessEnv {
   return { PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password as string, ...(busKey ? { PGREPLICA_BUS_KEY: busKey } : {}) };

@@ -1,12 +1,12 @@
 import type { Monitor } from '@pgreplica/monitor';
-import { busKeys, createEvent, encodeEvent, type Topology } from '@pgreplica/protocol';
+import { busKeys, createEvent, encodeEvent } from '@pgreplica/protocol';
 import { FallbackBudgetExceededError, type Router } from '@pgreplica/router-client';
 import { type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers.js';
 import { BusRecorder, startMonitor } from './monitor-fixture.js';
-import { portMap, routerSees, startRouter } from './router-fixture.js';
+import { busTopology, portMap, routerSees, startRouter } from './router-fixture.js';
 import { TcpProxy } from './tcp-proxy.js';
 
 describe('router: replica failures', () => {
@@ -140,19 +140,8 @@ describe('router: writes across a change of primary', () => {
   let seq = 0;
   const keys = busKeys('main');
 
-  const topology = (epoch: number, primaryId: string): Topology => ({
-    cluster: 'main',
-    epoch,
-    primaryId,
-    systemIdentifier: null,
-    observedAt: new Date().toISOString(),
-    nodes: sandbox.nodes.map((n) => ({
-      id: n.id, host: n.host, port: n.port, role: n.id === primaryId ? 'primary' : 'replica', status: 'healthy', reason: 'ok', priority: 1, weight: 1,
-      tags: [], lagBytes: 0, lagMs: 0, replayLsn: null, receiveLsn: null, timeline: 1, lastCheckAt: null, since: new Date().toISOString(), consecutiveFailures: 0,
-    })),
-  });
   const publishSnapshot = async (epoch: number, primaryId: string) => {
-    const event = encodeEvent(createEvent('snapshot', { topology: topology(epoch, primaryId) }, { cluster: 'main', term: 1, seq: ++seq, epoch }));
+    const event = encodeEvent(createEvent('snapshot', { topology: busTopology(sandbox, epoch, primaryId) }, { cluster: 'main', term: 1, seq: ++seq, epoch }));
     await redis.set(keys.topology, event);
     await redis.publish(keys.events, event);
   };

@@ -1,3 +1,4 @@
+import type { NodeState, Topology } from '@pgreplica/protocol';
 import { createRouter, type Router, type RouterOptions } from '@pgreplica/router-client';
 import type { Sandbox } from '@pgreplica/sandbox';
 
@@ -65,4 +66,20 @@ export async function missingOn(sandbox: Sandbox, nodeId: string, ids: number[])
   const rows = await sandbox.node(nodeId).query<{ id: number }>('SELECT id FROM ledger');
   const present = new Set(rows.map((r) => r.id));
   return ids.filter((id) => !present.has(id));
+}
+
+/** A topology of the sandbox's nodes as a test playing the bus publishes it: every node healthy unless `status` says otherwise. */
+export function busTopology(sandbox: Sandbox, epoch: number, primaryId: string, status: Record<string, Partial<NodeState>> = {}, cluster = 'main'): Topology {
+  const now = new Date().toISOString();
+  return {
+    cluster,
+    epoch,
+    primaryId,
+    systemIdentifier: null,
+    observedAt: now,
+    nodes: sandbox.nodes.map((n) => ({
+      id: n.id, host: n.host, port: n.port, role: n.id === primaryId ? 'primary' : 'replica', status: 'healthy', reason: 'ok', priority: 1, weight: 1,
+      tags: [], lagBytes: 0, lagMs: 0, replayLsn: null, receiveLsn: null, timeline: 1, lastCheckAt: null, since: now, consecutiveFailures: 0, ...status[n.id],
+    })),
+  };
 }

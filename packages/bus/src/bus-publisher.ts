@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type BusEventOf, type BusEventPayload, type BusEventType, type BusKeys, createEvent, encodeEvent } from '@pgreplica/protocol';
 import type { Cluster, Redis } from 'ioredis';
 import { runScript } from './scripts.js';
@@ -20,8 +21,14 @@ export interface BusPublisherOptions {
   fenced?: boolean;
 }
 
-/** How many times a publish re-signs after another publisher took its seq. */
-const MAX_SEQ_CONFLICTS = 10;
+/**
+ * How many times a publish re-signs after another publisher took its seq.
+ * Each conflict means some publisher's event went out, so this bounds only
+ * starvation; from the third conflict on, a jittered pause of up to
+ * {@link MAX_CONFLICT_BACKOFF_MS} lets the others' bursts pass.
+ */
+const MAX_SEQ_CONFLICTS = 100;
+const MAX_CONFLICT_BACKOFF_MS = 20;
 
 /**
  * Numbers and publishes bus events: `(term, seq)` with seq growing by one per
@@ -43,6 +50,8 @@ export class BusPublisher {
   readonly #fenced: boolean;
   #term = 0;
   #nextSeq = 1;
+  /** The publish in progress: this publisher's own events go out one at a time, in call order. */
+  #tail: Promise<unknown> = Promise.resolve();
 
   constructor(options: BusPublisherOptions) {
     this.#redis = options.redis;
@@ -60,8 +69,18 @@ export class BusPublisher {
     this.#term = term;
   }
 
-  /** Publishes one event. Throws when Redis fails (the caller counts it; the next snapshot repairs). */
-  async publish<T extends BusEventType>(type: T, payload: BusEventPayload<T>, epoch: number): Promise<{ outcome: PublishOutcome; event: BusEventOf<T> }> {
+  /**
+   * Publishes one event. Throws when Redis fails (the caller counts it; the
+   * next snapshot repairs). Concurrent calls are queued: they would only
+   * take each other's seq (and the leader's expected seq would go wrong).
+   */
+  publish<T extends BusEventType>(type: T, payload: BusEventPayload<T>, epoch: number): Promise<{ outcome: PublishOutcome; event: BusEventOf<T> }> {
+    const run = this.#tail.then(() => this.#publish(type, payload, epoch));
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  async #publish<T extends BusEventType>(type: T, payload: BusEventPayload<T>, epoch: number): Promise<{ outcome: PublishOutcome; event: BusEventOf<T> }> {
     const keys = this.#keys;
     let term = this.#fenced ? this.#term : Number((await this.#redis.get(keys.term)) ?? 0);
     let seq = this.#fenced ? this.#nextSeq : Number((await this.#redis.get(keys.seq(term))) ?? 0) + 1;
@@ -78,9 +97,10 @@ export class BusPublisher {
         return { outcome: 'published', event };
       }
       if (reply[0] === 0) return { outcome: 'not-leader', event };
-      if (attempt >= MAX_SEQ_CONFLICTS) throw new Error(`could not publish ${type}: ${attempt} publishers raced for the next seq of term ${term}`);
+      if (attempt >= MAX_SEQ_CONFLICTS) throw new Error(`could not publish ${type}: other publishers took the next seq of term ${term} ${attempt} times in a row`);
       if (!this.#fenced) term = Number(reply[2] ?? term);
       seq = Number(reply[1]);
+      if (attempt >= 2) await sleep(Math.random() * Math.min(attempt, MAX_CONFLICT_BACKOFF_MS));
     }
   }
 }

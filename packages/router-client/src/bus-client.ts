@@ -17,8 +17,10 @@ export interface BusClientEventMap {
   error: [err: Error];
 }
 
-/** How many recent events a catch-up reads from the stream. */
+/** How many recent events a catch-up reads from the stream at most. */
 export const CATCH_UP_EVENTS = 1_000;
+/** A catch-up reads the stream backwards this many events at a time, and stops once it reaches back far enough. */
+const CATCH_UP_PAGE = 50;
 /** Bound of one Redis read; the connection fails fast while Redis is away. */
 const READ_TIMEOUT_MS = 2_000;
 
@@ -161,23 +163,17 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
   }
 
   /**
-   * Catches up after a gap: reads the newest {@link CATCH_UP_EVENTS} events of
-   * the stream and emits, oldest first, those after `position` — from the
-   * newest snapshot on when the gap reaches further back than the stream
-   * does, so nothing is applied out of order. False when Redis does not
-   * answer. Concurrent calls share one read.
+   * Catches up after a gap: reads the stream backwards from its newest event,
+   * a page at a time, until it reaches back to `position`, holds a snapshot,
+   * or has read {@link CATCH_UP_EVENTS}; then emits, oldest first, those
+   * after `position` — from the newest snapshot on when the gap reaches
+   * further back than that, so nothing is applied out of order. False when
+   * Redis does not answer. Concurrent calls share one read.
    */
   catchUp(position: () => EventPosition | null): Promise<boolean> {
     this.#catchingUp ??= (async () => {
       try {
-        const entries = (await withTimeout(this.#command.xrevrange(this.keys.stream, '+', '-', 'COUNT', CATCH_UP_EVENTS), READ_TIMEOUT_MS)) as [string, string[]][];
-        const events: BusEvent[] = [];
-        for (const [, fields] of entries.reverse()) {
-          const raw = fields[fields.indexOf('event') + 1];
-          const event = raw === undefined ? null : this.#parse(raw);
-          // Older events fill a gap after our position (which orders them); a snapshot replaces the view, so it must be recent.
-          if (event && (event.type !== 'snapshot' || this.#inWindow(event))) events.push(event);
-        }
+        const events = await this.#readBack(position());
         for (const event of events.slice(catchUpStart(events, position()))) {
           const now = position();
           if (now === null || isNewerPosition(event, now) || event.type === 'snapshot') this.emit('event', event, 'stream');
@@ -190,6 +186,28 @@ export class BusClient extends EventEmitter<BusClientEventMap> {
       }
     })();
     return this.#catchingUp;
+  }
+
+  /** The stream's newest events back to `from` (or a snapshot), oldest first. */
+  async #readBack(from: EventPosition | null): Promise<BusEvent[]> {
+    const newestFirst: BusEvent[] = [];
+    let end = '+';
+    for (let read = 0; read < CATCH_UP_EVENTS; read += CATCH_UP_PAGE) {
+      const entries = (await withTimeout(this.#command.xrevrange(this.keys.stream, end, '-', 'COUNT', CATCH_UP_PAGE), READ_TIMEOUT_MS)) as [string, string[]][];
+      let done = entries.length < CATCH_UP_PAGE;
+      for (const [, fields] of entries) {
+        const raw = fields[fields.indexOf('event') + 1];
+        const event = raw === undefined ? null : this.#parse(raw);
+        if (!event) continue;
+        // Older events fill a gap after our position (which orders them); a snapshot replaces the view, so it must be recent.
+        if (event.type !== 'snapshot' || this.#inWindow(event)) newestFirst.push(event);
+        if (event.type === 'snapshot' || (from !== null && !isNewerPosition(event, from))) done = true;
+      }
+      const last = entries.at(-1);
+      if (done || !last) break;
+      end = `(${last[0]}`;
+    }
+    return newestFirst.reverse();
   }
 
   async close(): Promise<void> {

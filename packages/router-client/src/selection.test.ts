@@ -1,7 +1,7 @@
 import type { NodeState } from '@pgreplica/protocol';
 import { describe, expect, it } from 'vitest';
 import { NodeStats } from './node-stats.js';
-import { rankReplicas, ReplicaSelector } from './selection.js';
+import { lagNowMs, rankReplicas, ReplicaSelector } from './selection.js';
 
 const node = (id: string, extra: Partial<NodeState> = {}): NodeState => ({
   id, host: '127.0.0.1', port: 1, role: 'replica', status: 'healthy', reason: 'ok', priority: 0, weight: 1, tags: [],
@@ -156,6 +156,28 @@ describe('ReplicaSelector', () => {
     nodes[0] = node('r1', { status: 'unhealthy' });
     selector.invalidate();
     expect(picks(selector, nodes)).toEqual({ r2: 1 });
+  });
+});
+
+describe('the lag of a stale replica (its primary unreachable)', () => {
+  // Checked 5 s before `now` at 3 s behind: 8 s behind now, though the bus still says 3 s.
+  const checkedAt = new Date(now - 5_000).toISOString();
+  const stale = node('r1', { status: 'degraded', reason: 'stale', lagMs: 3_000, lastCheckAt: checkedAt });
+
+  it('grows from the monitor\'s last check; any other lag is as the bus says', () => {
+    expect(lagNowMs(stale, now)).toBe(8_000);
+    expect(lagNowMs(node('r2', { status: 'degraded', reason: 'lagging', lagMs: 3_000, lastCheckAt: checkedAt }), now)).toBe(3_000);
+    // A check "in the future" (clock skew): never below what the bus said.
+    expect(lagNowMs({ ...stale, lastCheckAt: new Date(now + 5_000).toISOString() }, now)).toBe(3_000);
+  });
+
+  it('no longer qualifies for a bound it passed since the last snapshot, with or without a ranking in between', () => {
+    const stats = new NodeStats();
+    expect(rankReplicas([stale], new Map(), { maxLagMs: 6_000 }, now)).toMatchObject({ replicas: [], none: 'primary:lag' });
+    expect(rankReplicas([stale], new Map(), { maxLagMs: 9_000 }, now).replicas).toHaveLength(1);
+    const selector = new ReplicaSelector(() => stats, 30_000, { refreshMs: 60_000 });
+    expect(selector.pick([stale], 6_000, now - 4_000)?.id).toBe('r1');
+    expect(selector.pick([stale], 6_000, now)).toBeNull();
   });
 });
 

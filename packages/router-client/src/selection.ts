@@ -77,8 +77,22 @@ function usable(n: NodeState, stats: NodeStats | undefined, now: number): boolea
   return n.role === 'replica' && (n.status === 'healthy' || n.status === 'degraded') && !n.tags.includes('noloadbalance') && !(stats !== undefined && now < stats.bannedUntil);
 }
 
-function lagOk(n: NodeState, maxLagMs: number | undefined): boolean {
-  return maxLagMs === undefined || (n.lagMs !== null && n.lagMs <= maxLagMs);
+/**
+ * A node's lag now. A `stale` replica (its primary unreachable) falls
+ * further behind every millisecond, while the bus says how far it was when
+ * the monitor last checked it (a snapshot may be a heartbeat old): its lag
+ * grows from that check on. Clock skew between the monitor and this host
+ * can only shift when it stops qualifying; never below what the bus said.
+ */
+export function lagNowMs(n: NodeState, now: number): number | null {
+  if (n.lagMs === null || n.reason !== 'stale' || n.lastCheckAt === null) return n.lagMs;
+  return n.lagMs + Math.max(0, now - Date.parse(n.lastCheckAt));
+}
+
+function lagOk(n: NodeState, maxLagMs: number | undefined, now: number): boolean {
+  if (maxLagMs === undefined) return true;
+  const lag = lagNowMs(n, now);
+  return lag !== null && lag <= maxLagMs;
 }
 
 /** Share of reads a peer gets: ∝ weight / cost², blended with {@link EXPLORATION_SHARE} spread evenly. */
@@ -106,7 +120,7 @@ export function rankReplicas(
 ): Ranking {
   const candidates = nodes.filter((n) => usable(n, stats.get(n.id), now));
   if (candidates.length === 0) return { replicas: [], none: 'primary:no-replica' };
-  const fresh = candidates.filter((n) => lagOk(n, constraints.maxLagMs));
+  const fresh = candidates.filter((n) => lagOk(n, constraints.maxLagMs, now));
   if (fresh.length === 0) return { replicas: [], none: 'primary:lag' };
 
   const ranked: RankedReplica[] = fresh.map((node) => {
@@ -201,10 +215,10 @@ export class ReplicaSelector {
         const other = this.#draw();
         if (other.stats.inFlight / other.weight < chosen.stats.inFlight / chosen.weight) chosen = other;
       }
-      if (now >= chosen.stats.bannedUntil && lagOk(chosen.node, maxLagMs)) return chosen.node;
+      if (now >= chosen.stats.bannedUntil && lagOk(chosen.node, maxLagMs, now)) return chosen.node;
     }
     // A per-call lag bound the head misses, or a ban since the last ranking: the first that qualifies, in rank order.
-    for (const c of this.#all) if (now >= c.stats.bannedUntil && lagOk(c.node, maxLagMs)) return c.node;
+    for (const c of this.#all) if (now >= c.stats.bannedUntil && lagOk(c.node, maxLagMs, now)) return c.node;
     return null;
   }
 
@@ -226,7 +240,7 @@ export class ReplicaSelector {
     }
     ranked.sort((a, b) => STATUS_ORDER[a.node.status] - STATUS_ORDER[b.node.status] || a.node.priority - b.node.priority || a.cost - b.cost);
     this.#all = ranked;
-    const fresh = ranked.filter((c) => lagOk(c.node, this.#defaultMaxLagMs));
+    const fresh = ranked.filter((c) => lagOk(c.node, this.#defaultMaxLagMs, now));
     const best = fresh[0] ? STATUS_ORDER[fresh[0].node.status] : 0;
     const head = fresh.filter((c) => STATUS_ORDER[c.node.status] === best);
     this.#head = head;

@@ -6,7 +6,7 @@
  * machine — splitting them would spread its transitions over several files.
  */
 import type { NodeSpec } from '@pgreplica/probe';
-import type { BusEvent, NodeState, Topology } from '@pgreplica/protocol';
+import { type BusEvent, isGap, type NodeState, type Topology } from '@pgreplica/protocol';
 import { BusClient } from './bus-client.js';
 import { RouterError } from './errors.js';
 import type { RouterMetrics } from './metrics.js';
@@ -86,6 +86,9 @@ export class TopologyView {
   #probe: ProbeSource | undefined;
   #busFreshAt = 0;
   #epochSeen = 0;
+  /** A catch-up from the stream in progress, and the channel events held until it ends. */
+  #catchingUp: Promise<void> | undefined;
+  #held: BusEvent[] = [];
   #fallback = false;
   readonly #freshnessTimer: NodeJS.Timeout;
   #closed = false;
@@ -112,12 +115,13 @@ export class TopologyView {
         maxAgeMs: () => this.staleAfterMs,
         maxSkewMs: options.maxClockSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS,
       });
-      this.#bus.on('event', (event) => this.#onBusEvent(event));
+      this.#bus.on('event', (event, via) => this.#onBusEvent(event, via));
       this.#bus.on('rejected', (rejection, detail) => {
         this.#metrics.events.inc({ outcome: rejection });
         this.#log.warn({ rejection, detail }, 'dropped a bus event that failed verification');
       });
-      this.#bus.on('connected', () => void this.#bus?.reloadUntilRead());
+      // Pub/sub is at-most-once: after every (re)subscription, the snapshot, then what was published since.
+      this.#bus.on('connected', () => void this.#bus?.reloadUntilRead().then(() => this.#catchUp()));
       this.#bus.on('error', (err) => this.#log.debug({ err }, 'redis error'));
       this.#bus.start();
       void this.#bus.reload();
@@ -169,14 +173,41 @@ export class TopologyView {
     return at === 0 ? Number.POSITIVE_INFINITY : Date.now() - at;
   }
 
-  #onBusEvent(event: BusEvent): void {
+  #onBusEvent(event: BusEvent, via: 'channel' | 'reload' | 'stream'): void {
+    if (via === 'channel' && (this.#catchingUp || isGap(event, this.store.position))) {
+      // Events were missed. Each event is in the stream before it is published, this one
+      // included: replay from the stream in order. Applying this one first would move the
+      // position past the missed ones, and the catch-up would then skip them as old.
+      this.#held.push(event);
+      void this.#catchUp();
+      return;
+    }
+    this.#apply(event);
+  }
+
+  /**
+   * Replays the stream after the store's position, then applies the channel
+   * events held meanwhile (those the stream had are old by then, and
+   * dropped; when Redis did not answer, they apply as they are).
+   */
+  #catchUp(): Promise<void> {
+    this.#catchingUp ??= (async () => {
+      try {
+        await this.#bus?.catchUp(() => this.store.position);
+      } finally {
+        this.#catchingUp = undefined;
+        for (const event of this.#held.splice(0)) this.#apply(event);
+      }
+    })();
+    return this.#catchingUp;
+  }
+
+  #apply(event: BusEvent): void {
     const outcome = this.store.apply(event, Date.now());
     this.#metrics.events.inc({ outcome });
     if (outcome === 'stale' || outcome === 'old-epoch') return;
     this.#busFreshAt = Date.now();
     if (outcome === 'applied-reset') this.#log.warn({ term: event.term, epoch: event.epoch }, 'the bus was reset (its term went back): following its newer snapshot');
-    // Missed events: replay them from the stream (the stored snapshot may be older than this event).
-    if (outcome === 'applied-gap') void this.#bus?.catchUp(() => this.store.position);
     if (event.type === 'primary.changed') void this.#bus?.reload();
     if (event.type === 'primary.changed') this.#log.info({ from: event.fromId, to: event.toId, epoch: event.epoch }, 'primary changed');
     this.#afterTopologyChange();

@@ -176,15 +176,18 @@ export class Monitor {
       }
     }
     const probes = this.#fleet.results(now.getTime());
+    // Terms never go backwards, even when Redis restarts empty: the nodes keep a floor. It is
+    // read before the lease is taken, so the term taken from an empty Redis is above it.
+    for (const p of probes) if (p.ok && p.sample.termFloor !== null) this.#lease!.observeTerm(p.sample.termFloor);
     // A monitor cut off from every PostgreSQL node (but not from Redis) must not lead while another one sees them.
     const reached = probes.filter((p) => p.ok).length;
     const othersReach = redisUp ? await this.#lease!.reportReach(reached, this.config.monitor.leader.leaseTtlMs) : false;
-    const mayLead = reached > 0 || !othersReach;
-    if (!mayLead && this.#lease!.isLeader) this.#logger.warn({ reached }, 'this monitor reaches no PostgreSQL node and another one does: giving the lease up');
+    const reachOk = reached > 0 || !othersReach;
+    if (!reachOk && this.#lease!.isLeader) this.#logger.warn({ reached }, 'this monitor reaches no PostgreSQL node and another one does: giving the lease up');
+    // Nor is a lease taken before every node answered (or failed) once: the floor may be on any of them.
+    const mayLead = reachOk && (this.#lease!.isLeader || probes.length === this.config.nodes.length);
     const lease = redisUp ? await this.#lease!.tick(mayLead) : { leader: false, term: 0, changed: this.#lease!.isLeader };
     if (!redisUp && this.#lease!.isLeader) await this.#lease!.release();
-    // Terms never go backwards, even when Redis restarts empty: the nodes keep a floor.
-    for (const p of probes) if (p.ok && p.sample.termFloor !== null) this.#lease!.observeTerm(p.sample.termFloor);
     if (lease.changed) {
       this.#logger.info({ leader: lease.leader, term: lease.term }, lease.leader ? 'took the lease: publishing' : 'lost the lease: silent');
       if (lease.leader) this.#needSnapshot = true;
