@@ -41,6 +41,7 @@ type QueryCallback = (err: Error | undefined, result?: pg.QueryResult) => void;
 type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: Error | boolean) => void) => void;
 
 const NOOP_DONE = () => {};
+const FORWARDED_EVENTS: ReadonlySet<string | symbol> = new Set(['connect', 'acquire', 'release', 'remove', 'error']);
 
 /**
  * A `pg.Pool` whose connections are the router's (`router.asPool()`): it is
@@ -71,7 +72,7 @@ export class RouterPool extends pg.Pool {
   readonly #session: Session | undefined;
   readonly #checkedOut = new Set<RouterPoolClient>();
   readonly #detach: (() => void)[] = [];
-  readonly #unwatch: () => void;
+  #unwatch: (() => void) | undefined;
   #drained: (() => void) | undefined;
   #ending = false;
 
@@ -99,7 +100,13 @@ export class RouterPool extends pg.Pool {
     this.#readOnlyOnReplicas = readOnly === 'replica';
     this.#endRouter = options.endRouter ?? DEFAULT_ROUTER_POOL_OPTIONS.endRouter;
     this.#session = options.session;
-    this.#unwatch = host.watchPools((pool) => this.#forward(pool));
+    // Forward the node pools' events only once someone listens: a face per request costs no listener on the pools.
+    const watch = (event: string | symbol) => {
+      if (!FORWARDED_EVENTS.has(event) || this.#unwatch || this.#ending) return;
+      this.#unwatch = host.watchPools((pool) => this.#forward(pool));
+      (this as EventEmitter).off('newListener', watch);
+    };
+    (this as EventEmitter).on('newListener', watch);
   }
 
   #forward(nodePool: pg.Pool): void {
@@ -207,7 +214,7 @@ export class RouterPool extends pg.Pool {
       (this as { ending: boolean }).ending = true;
       done = (async () => {
         if (this.#checkedOut.size > 0) await new Promise<void>((resolve) => (this.#drained = resolve));
-        this.#unwatch();
+        this.#unwatch?.();
         for (const detach of this.#detach.splice(0)) detach();
         if (this.#endRouter) await this.#host.close();
         (this as { ended: boolean }).ended = true;
