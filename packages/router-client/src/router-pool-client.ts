@@ -89,6 +89,11 @@ export class RouterPoolClient extends EventEmitter {
   /** The connection broke after a commit: destroy it on release. */
   #broken: Error | undefined;
   #tail: Promise<unknown> = Promise.resolve();
+  /** Statements called and not yet settled. */
+  #pending = 0;
+  readonly #settle = (): void => {
+    this.#pending--;
+  };
   readonly #forwarders = new Map<string, (...args: unknown[]) => void>();
 
   /** @internal made by `RouterPool.connect()` */
@@ -137,8 +142,16 @@ export class RouterPoolClient extends EventEmitter {
       values = undefined;
     }
     if (typeof (config as pg.Submittable | null)?.submit === 'function') return this.#submit(config as pg.Submittable);
-    const run = this.#tail.then(() => this.#run(config as Statement, values as unknown[] | undefined));
-    this.#tail = run.catch(() => {});
+    let run: Promise<pg.QueryResult>;
+    if (this.#pending === 0) {
+      // Nothing queued (the usual case): run now, without chaining on the previous statement.
+      run = this.#start(config as Statement, values as unknown[] | undefined);
+    } else {
+      run = this.#tail.then(() => this.#start(config as Statement, values as unknown[] | undefined));
+    }
+    this.#pending++;
+    const settled = run.then(this.#settle, this.#settle);
+    this.#tail = settled;
     if (!callback) return run;
     const cb = callback;
     run.then(
@@ -149,6 +162,7 @@ export class RouterPoolClient extends EventEmitter {
   }
 
   #submit(submittable: pg.Submittable): pg.Submittable {
+    this.#pending++;
     const run = this.#tail.then(async () => {
       this.#assertHeld();
       if (this.#state === 'unbound') this.#bind(await this.#settings.host.bindPrimary(), 'primary');
@@ -156,15 +170,31 @@ export class RouterPoolClient extends EventEmitter {
       this.#fresh = false;
       this.#binding!.client.query(submittable);
     });
-    this.#tail = run.catch((err: Error) => {
-      const handler = (submittable as { handleError?: (err: Error) => void }).handleError;
-      if (typeof handler === 'function') handler.call(submittable, err);
-    });
+    this.#tail = run
+      .catch((err: Error) => {
+        const handler = (submittable as { handleError?: (err: Error) => void }).handleError;
+        if (typeof handler === 'function') handler.call(submittable, err);
+      })
+      .then(this.#settle);
     return submittable;
   }
 
   #assertHeld(): void {
     if (this.#released) throw new RouterError('released', 'query() called on a client after release(): check out another with connect()');
+  }
+
+  /** A routed read of an unbound client (the per-statement path of `reads-first`) without an async frame; everything else through {@link #run}. */
+  #start(statement: Statement, values: unknown[] | undefined): Promise<pg.QueryResult> {
+    if (this.#released) return Promise.reject(new RouterError('released', 'query() called on a client after release(): check out another with connect()'));
+    const settings = this.#settings;
+    if (this.#state === 'unbound' && settings.checkout === 'reads-first' && !settings.host.explicit) {
+      const text = statementText(statement);
+      // (A BEGIN is never a read: the read-only transaction case is #run's.)
+      if (settings.host.isRead(text)) {
+        return settings.session ? settings.session.read(statement, values) : settings.router.read(statement, values);
+      }
+    }
+    return this.#run(statement, values);
   }
 
   async #run(statement: Statement, values: unknown[] | undefined): Promise<pg.QueryResult> {

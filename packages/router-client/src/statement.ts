@@ -49,8 +49,25 @@ function leadingWords(sql: string, max: number): string[] | null {
   return words;
 }
 
+/**
+ * Cheap pre-check on the per-statement path: whether the first character
+ * that is not whitespace could start `BEGIN`, `START` or a comment.
+ */
+function mayBeginTransaction(sql: string): boolean {
+  for (let i = 0; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (c === 32 || (c >= 9 && c <= 13)) continue;
+    // A comment first (- /): look properly; else the word must be BEGIN or START.
+    if (c === 45 || c === 47) return true;
+    const word = sql.slice(i, i + 5).toUpperCase();
+    return word === 'BEGIN' || word === 'START';
+  }
+  return false;
+}
+
 /** `BEGIN` / `START TRANSACTION`, with whatever modes. */
 export function isBegin(sql: string): boolean {
+  if (!mayBeginTransaction(sql)) return false;
   const w = leadingWords(sql, 1);
   return w !== null && (w[0] === 'BEGIN' || w[0] === 'START');
 }
@@ -60,6 +77,7 @@ export function isBegin(sql: string): boolean {
  * isolation level, `[NOT] DEFERRABLE`): a transaction that cannot write.
  */
 export function isReadOnlyBegin(sql: string): boolean {
+  if (!mayBeginTransaction(sql)) return false;
   const w = leadingWords(sql, 16);
   if (w === null || w.length === 0) return false;
   let i = 0;
