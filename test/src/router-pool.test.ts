@@ -187,6 +187,12 @@ describe('router.asPool(): a pg.Pool over the router', () => {
     await client.query('INSERT INTO items VALUES ($1, $2)', [++nextId, 'rf']);
     expect(node((await client.query<{ port: number }>(PORT)).rows)).toBe('p1');
     client.release();
+    // The released client is handed out again (as pg-pool reuses its clients): as a new checkout, unpinned.
+    const again = await face.connect();
+    expect(again).toBe(client);
+    expect(['r1', 'r2']).toContain(node((await again.query<{ port: number }>(PORT)).rows));
+    again.release();
+    expect(() => again.release()).toThrow('Release called on client which has already been released to the pool.');
     await face.end();
   });
 

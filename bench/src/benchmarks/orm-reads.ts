@@ -110,6 +110,18 @@ export const ormReads: Benchmark = {
           // Each run measures both back to back: the ratio within a run is less exposed to the machine's load drifting between runs.
           const paired = samples.router.map((s, k) => s.qps / samples.bare[k]!.qps);
           out.push({ metric: `${orm.name}, ${what}: router / bare, paired by run`, unit: 'x', summary: summarize(paired) });
+          // The client's CPU per query: what the router adds, less exposed to the load of the rest of the machine than q/s.
+          const cpu = (l: LoadSample[]) => summarize(l.map((x) => x.cpuUsPerQuery));
+          const bareCpu = cpu(samples.bare);
+          const routerCpu = cpu(samples.router);
+          out.push({ metric: `${orm.name}, ${what}: client CPU, bare`, unit: 'µs/query', summary: bareCpu });
+          out.push({
+            metric: `${orm.name}, ${what}: client CPU, router`,
+            unit: 'µs/query',
+            summary: routerCpu,
+            baseline: { metric: `${orm.name}, ${what}: client CPU, bare`, median: bareCpu.median },
+            ratio: routerCpu.median / bareCpu.median,
+          });
         }
       }
       const after = await servedBy(router);

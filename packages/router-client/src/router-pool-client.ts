@@ -33,13 +33,12 @@ export const DOUBLE_RELEASE_MESSAGE = 'Release called on client which has alread
 /** `client.query(textOrConfig, values)`: node-postgres takes a `QueryConfig` with values; its typings only partly. */
 type RawQuery = (statement: Statement, values?: unknown[]) => Promise<pg.QueryResult>;
 
-/** What the client needs of the face that made it. */
+/** What the client needs of the face that made it (shared by its clients). */
 export interface RouterPoolClientSettings {
   host: PoolHost;
   router: Router;
   checkout: CheckoutMode;
   readOnlyOnReplicas: boolean;
-  session: Session | undefined;
   onRelease: (client: RouterPoolClient) => void;
 }
 
@@ -75,6 +74,8 @@ export interface RouterPoolClientSettings {
  */
 export class RouterPoolClient extends EventEmitter {
   readonly #settings: RouterPoolClientSettings;
+  /** The session of this checkout: its token is honoured and raised. */
+  #session: Session | undefined;
   #binding: Binding | null = null;
   #state: ClientState = 'unbound';
   #released = false;
@@ -88,18 +89,43 @@ export class RouterPoolClient extends EventEmitter {
   #inTxByText = false;
   /** The connection broke after a commit: destroy it on release. */
   #broken: Error | undefined;
-  #tail: Promise<unknown> = Promise.resolve();
+  /** Settles after the last statement called (only read while one is pending). */
+  #tail: Promise<unknown> | null = null;
   /** Statements called and not yet settled. */
   #pending = 0;
   readonly #settle = (): void => {
     this.#pending--;
   };
-  readonly #forwarders = new Map<string, (...args: unknown[]) => void>();
+  #forwarders: Map<string, (...args: unknown[]) => void> | null = null;
 
   /** @internal made by `RouterPool.connect()` */
-  constructor(settings: RouterPoolClientSettings) {
+  constructor(settings: RouterPoolClientSettings, session: Session | undefined) {
     super();
     this.#settings = settings;
+    this.#session = session;
+  }
+
+  /**
+   * @internal The face hands a released client out again (as pg-pool reuses
+   * its clients): only one nothing can still reach — nothing pending, no
+   * connection, no listener.
+   */
+  recyclable(): boolean {
+    return this.#released && this.#pending === 0 && this.#binding === null && this.eventNames().length === 0;
+  }
+
+  /** @internal a new checkout of a {@link recyclable} client. */
+  reuse(session: Session | undefined): this {
+    this.#session = session;
+    this.#released = false;
+    this.#state = 'unbound';
+    this.#fresh = false;
+    this.#dirty = false;
+    this.#wrote = false;
+    this.#inTxByText = false;
+    this.#broken = undefined;
+    this.#tail = null;
+    return this;
   }
 
   /** The backend process id of the connection the client holds now, or null. */
@@ -147,7 +173,7 @@ export class RouterPoolClient extends EventEmitter {
       // Nothing queued (the usual case): run now, without chaining on the previous statement.
       run = this.#start(config as Statement, values as unknown[] | undefined);
     } else {
-      run = this.#tail.then(() => this.#start(config as Statement, values as unknown[] | undefined));
+      run = this.#tail!.then(() => this.#start(config as Statement, values as unknown[] | undefined));
     }
     this.#pending++;
     const settled = run.then(this.#settle, this.#settle);
@@ -163,7 +189,7 @@ export class RouterPoolClient extends EventEmitter {
 
   #submit(submittable: pg.Submittable): pg.Submittable {
     this.#pending++;
-    const run = this.#tail.then(async () => {
+    const run = (this.#tail ?? Promise.resolve()).then(async () => {
       this.#assertHeld();
       if (this.#state === 'unbound') this.#bind(await this.#settings.host.bindPrimary(), 'primary');
       this.#wrote = true;
@@ -191,7 +217,8 @@ export class RouterPoolClient extends EventEmitter {
       const text = statementText(statement);
       // (A BEGIN is never a read: the read-only transaction case is #run's.)
       if (settings.host.isRead(text)) {
-        return settings.session ? settings.session.read(statement, values) : settings.router.read(statement, values);
+        const session = this.#session;
+        return session ? session.read(statement, values) : settings.router.read(statement, values);
       }
     }
     return this.#run(statement, values);
@@ -199,7 +226,8 @@ export class RouterPoolClient extends EventEmitter {
 
   async #run(statement: Statement, values: unknown[] | undefined): Promise<pg.QueryResult> {
     this.#assertHeld();
-    const { host, router, session } = this.#settings;
+    const { host, router } = this.#settings;
+    const session = this.#session;
     const text = statementText(statement);
     if (this.#state === 'unbound') {
       if (this.#settings.readOnlyOnReplicas && isReadOnlyBegin(text)) {
@@ -216,7 +244,8 @@ export class RouterPoolClient extends EventEmitter {
 
   /** A read-only transaction's `BEGIN`: on a replica (retried on the next one when its connection fails). */
   async #beginReadOnly(statement: Statement, values: unknown[] | undefined): Promise<pg.QueryResult> {
-    const { host, session } = this.#settings;
+    const { host } = this.#settings;
+    const session = this.#session;
     for (let attempt = 0; ; attempt++) {
       const binding = await host.bindReadOnly(session?.token ?? null);
       this.#bind(binding, 'read-only-tx');
@@ -250,7 +279,8 @@ export class RouterPoolClient extends EventEmitter {
   }
 
   async #onPrimary(statement: Statement, values: unknown[] | undefined, text: string): Promise<pg.QueryResult> {
-    const { host, session } = this.#settings;
+    const { host } = this.#settings;
+    const session = this.#session;
     const wantToken = session !== undefined || host.processWideToken;
     for (let rebinds = 0; ; rebinds++) {
       const binding = this.#binding!;
@@ -302,7 +332,8 @@ export class RouterPoolClient extends EventEmitter {
 
   async #noteCommit(binding: Binding, lsn: string | null): Promise<void> {
     this.#wrote = false;
-    const { host, session } = this.#settings;
+    const { host } = this.#settings;
+    const session = this.#session;
     const token = await host.tokenAfterCommit(binding, lsn);
     host.noteToken(token);
     session?.observe(encodeToken(token));
@@ -333,6 +364,7 @@ export class RouterPoolClient extends EventEmitter {
     this.#state = state;
     this.#fresh = true;
     this.#inTxByText = false;
+    this.#forwarders ??= new Map();
     for (const event of FORWARDED_EVENTS) {
       const forward = (...args: unknown[]) => {
         if (event === 'error' && this.listenerCount('error') === 0) return;
@@ -348,8 +380,10 @@ export class RouterPoolClient extends EventEmitter {
     this.#binding = null;
     this.#state = 'unbound';
     if (!binding) return;
-    for (const [event, forward] of this.#forwarders) binding.client.off(event, forward);
-    this.#forwarders.clear();
+    if (this.#forwarders) {
+      for (const [event, forward] of this.#forwarders) binding.client.off(event, forward);
+      this.#forwarders.clear();
+    }
     binding.client.release(err);
   }
 

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { RouterError } from './errors.js';
 import type { PoolHost } from './pool-host.js';
 import type { Router } from './router.js';
-import { type CheckoutMode, RouterPoolClient } from './router-pool-client.js';
+import { type CheckoutMode, RouterPoolClient, type RouterPoolClientSettings } from './router-pool-client.js';
 import type { Session } from './session.js';
 import { currentSession } from './session-context.js';
 import type { Statement } from './statement.js';
@@ -41,6 +41,8 @@ type QueryCallback = (err: Error | undefined, result?: pg.QueryResult) => void;
 type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, done: (release?: Error | boolean) => void) => void;
 
 const NOOP_DONE = () => {};
+/** Released clients a face keeps for reuse. */
+const MAX_FREE_CLIENTS = 64;
 const FORWARDED_EVENTS: ReadonlySet<string | symbol> = new Set(['connect', 'acquire', 'release', 'remove', 'error']);
 
 /**
@@ -66,11 +68,13 @@ export class RouterPool extends pg.Pool {
   /** The router behind this face. */
   readonly router: Router;
   readonly #host: PoolHost;
-  readonly #checkout: CheckoutMode;
   readonly #readOnlyOnReplicas: boolean;
   readonly #endRouter: boolean;
   readonly #session: Session | undefined;
   readonly #checkedOut = new Set<RouterPoolClient>();
+  /** Released clients to hand out again (pg-pool reuses its clients too; Kysely caches its wrapper per client). */
+  readonly #free: RouterPoolClient[] = [];
+  readonly #clientSettings: RouterPoolClientSettings;
   readonly #detach: (() => void)[] = [];
   #unwatch: (() => void) | undefined;
   #drained: (() => void) | undefined;
@@ -96,10 +100,20 @@ export class RouterPool extends pg.Pool {
     if (readOnly !== 'replica' && readOnly !== 'primary') throw new RouterError('invalid-option', `asPool(): readOnlyTransactions must be 'replica' or 'primary', got ${String(readOnly)}`);
     this.router = router;
     this.#host = host;
-    this.#checkout = checkout;
     this.#readOnlyOnReplicas = readOnly === 'replica';
     this.#endRouter = options.endRouter ?? DEFAULT_ROUTER_POOL_OPTIONS.endRouter;
     this.#session = options.session;
+    this.#clientSettings = {
+      host,
+      router,
+      checkout,
+      readOnlyOnReplicas: this.#readOnlyOnReplicas,
+      onRelease: (c) => {
+        this.#checkedOut.delete(c);
+        if (this.#free.length < MAX_FREE_CLIENTS && c.recyclable()) this.#free.push(c);
+        if (this.#checkedOut.size === 0) this.#drained?.();
+      },
+    };
     // Forward the node pools' events only once someone listens: a face per request costs no listener on the pools.
     const watch = (event: string | symbol) => {
       if (!FORWARDED_EVENTS.has(event) || this.#unwatch || this.#ending) return;
@@ -179,17 +193,8 @@ export class RouterPool extends pg.Pool {
       process.nextTick(() => callback(err, undefined, NOOP_DONE));
       return undefined;
     }
-    const client = new RouterPoolClient({
-      host: this.#host,
-      router: this.router,
-      checkout: this.#checkout,
-      readOnlyOnReplicas: this.#readOnlyOnReplicas,
-      session: this.#currentSession(),
-      onRelease: (c) => {
-        this.#checkedOut.delete(c);
-        if (this.#checkedOut.size === 0) this.#drained?.();
-      },
-    });
+    const session = this.#currentSession();
+    const client = this.#free.pop()?.reuse(session) ?? new RouterPoolClient(this.#clientSettings, session);
     this.#checkedOut.add(client);
     // Drivers take the face's client for a pg.PoolClient; it implements the part they call.
     const face = client as unknown as pg.PoolClient;
