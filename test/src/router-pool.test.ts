@@ -224,9 +224,11 @@ describe('router.asPool(): a pg.Pool over the router', () => {
     await bound.end();
   });
 
-  it('refuses bad options, naming the field', () => {
+  it('refuses bad options and arguments, naming them', async () => {
     expect(() => router.asPool({ checkout: 'sometimes' as 'primary' })).toThrow(/checkout must be 'primary' or 'reads-first'/);
     expect(() => router.asPool({ readOnlyTransactions: 'nowhere' as 'replica' })).toThrow(RouterError);
+    expect(() => pool.query({ submit() {} } as unknown as pg.Submittable)).toThrow(/does not take a Submittable/);
+    await expect(pool.query(undefined as unknown as string)).rejects.toThrow(/first argument must be SQL text or a QueryConfig/);
   });
 
   it('end(): waits for checked-out clients, closes the router; then query() and connect() reject as pg-pool does', async () => {

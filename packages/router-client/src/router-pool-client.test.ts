@@ -197,6 +197,12 @@ describe('RouterPoolClient', () => {
     expect(h.tokens).toHaveLength(2);
   });
 
+  it('refuses a first argument that is no statement, naming it', async () => {
+    const c = client(fakeHost());
+    await expect(c.query(42 as unknown as string)).rejects.toThrow(/first argument must be SQL text.*got number/);
+    await expect(c.query({ values: [] } as unknown as string)).rejects.toThrow(/got an object without a string text \(keys: values\)/);
+  });
+
   it('release(err) destroys the connection; query() after release rejects', async () => {
     const p = new FakeClient('p0');
     const h = fakeHost({ primaries: [() => p] });

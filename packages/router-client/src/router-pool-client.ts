@@ -5,7 +5,7 @@ import { queryThen, queryThenLsn } from './executor.js';
 import type { Binding, PoolHost } from './pool-host.js';
 import type { Router } from './router.js';
 import type { Session } from './session.js';
-import { isBegin, isCommit, isReadOnlyBegin, isTransactionControl, type Statement, statementText } from './statement.js';
+import { describe, isBegin, isCommit, isReadOnlyBegin, isStatement, isTransactionControl, type Statement, statementText } from './statement.js';
 import { encodeToken } from './tokens.js';
 
 /** What a checked-out client does with statements before it is pinned: see `RouterPoolOptions.checkout`. */
@@ -169,7 +169,9 @@ export class RouterPoolClient extends EventEmitter {
     }
     if (typeof (config as pg.Submittable | null)?.submit === 'function') return this.#submit(config as pg.Submittable);
     let run: Promise<pg.QueryResult>;
-    if (this.#pending === 0) {
+    if (!isStatement(config)) {
+      run = Promise.reject(new TypeError(`query(): the first argument must be SQL text, a QueryConfig with a string text or a Submittable, got ${describe(config)}`));
+    } else if (this.#pending === 0) {
       // Nothing queued (the usual case): run now, without chaining on the previous statement.
       run = this.#start(config as Statement, values as unknown[] | undefined);
     } else {

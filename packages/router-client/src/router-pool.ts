@@ -6,7 +6,7 @@ import type { Router } from './router.js';
 import { type CheckoutMode, RouterPoolClient, type RouterPoolClientSettings } from './router-pool-client.js';
 import type { Session } from './session.js';
 import { currentSession } from './session-context.js';
-import type { Statement } from './statement.js';
+import { describe, isStatement, type Statement } from './statement.js';
 
 /** Options of `router.asPool()`. */
 export interface RouterPoolOptions {
@@ -150,7 +150,7 @@ export class RouterPool extends pg.Pool {
 
   /**
    * Runs a statement routed by the router's rules, as `pg.Pool#query()`.
-   * A `Submittable` is refused: check a client out for it.
+   * @throws TypeError for a `Submittable` (pg-cursor, pg-query-stream): check a client out for it.
    */
   override query<T extends pg.Submittable>(queryStream: T): T;
   override query<R extends unknown[] = unknown[], I = unknown[]>(queryConfig: pg.QueryArrayConfig<I>, values?: pg.QueryConfigValues<I>): Promise<pg.QueryArrayResult<R>>;
@@ -166,9 +166,13 @@ export class RouterPool extends pg.Pool {
     }
     let run: Promise<pg.QueryResult>;
     if (typeof (config as pg.Submittable | null)?.submit === 'function') {
-      run = Promise.reject(new TypeError('RouterPool.query() does not take a Submittable (pg-cursor, pg-query-stream): use it on a client from connect()'));
-    } else if (this.#ending) {
+      // A misuse, reported where it happens (pg-pool would hand it a client and lose track of it).
+      throw new TypeError('RouterPool.query() does not take a Submittable (pg-cursor, pg-query-stream): use it on a client from connect()');
+    }
+    if (this.#ending) {
       run = Promise.reject(new Error(ENDED_MESSAGE));
+    } else if (!isStatement(config)) {
+      run = Promise.reject(new TypeError(`RouterPool.query(): the first argument must be SQL text or a QueryConfig with a string text, got ${describe(config)}`));
     } else {
       const session = this.#currentSession();
       const statement = config as Statement;

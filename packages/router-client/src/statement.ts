@@ -3,6 +3,18 @@ import type pg from 'pg';
 /** What the router runs: SQL text, or a node-postgres `QueryConfig` (`text`, `values`, `name`, `rowMode`, `types`…) passed through as it is. */
 export type Statement = string | pg.QueryConfig;
 
+/** Whether `value` is SQL text or a `QueryConfig` with a string `text`. */
+export function isStatement(value: unknown): value is Statement {
+  return typeof value === 'string' || (typeof value === 'object' && value !== null && typeof (value as { text?: unknown }).text === 'string');
+}
+
+/** A short description of a bad argument, for an error message. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'object') return `an object without a string text (keys: ${Object.keys(value).slice(0, 5).join(', ') || 'none'})`;
+  return typeof value;
+}
+
 /** The SQL text of a statement. */
 export function statementText(statement: Statement): string {
   return typeof statement === 'string' ? statement : statement.text;
