@@ -12,6 +12,7 @@ import { busFanout } from './benchmarks/bus-fanout.js';
 import { failoverBench } from './benchmarks/failover.js';
 import { haproxyBench } from './benchmarks/haproxy.js';
 import { monitorProbe } from './benchmarks/monitor-probe.js';
+import { ormReads } from './benchmarks/orm-reads.js';
 import { replicationLag } from './benchmarks/replication-lag.js';
 import { routerBench } from './benchmarks/router.js';
 import { routerFleet } from './benchmarks/router-fleet.js';
@@ -20,7 +21,7 @@ import { sandboxStartup } from './benchmarks/sandbox-startup.js';
 import type { Benchmark, Figure } from './types.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, routerReads, routerWrites, routerFleet, haproxyBench, failoverBench];
+const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, routerReads, routerWrites, ormReads, routerFleet, haproxyBench, failoverBench];
 
 const resultsDir = join(dirname(dirname(fileURLToPath(import.meta.url))), 'results');
 

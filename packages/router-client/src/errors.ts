@@ -7,7 +7,8 @@ export type RouterErrorCode =
   | 'primary-down'
   | 'fallback-budget'
   | 'write-pause-timeout'
-  | 'fenced';
+  | 'fenced'
+  | 'released';
 
 /** Base error of the router. `cause` holds the underlying error. */
 export class RouterError extends Error {

@@ -7,6 +7,7 @@ import type { RouterLogger } from './options.js';
 import type { PoolSet } from './pool-set.js';
 import type { TransactionClient } from './router-types.js';
 import type { RouteReason } from './selection.js';
+import type { Statement } from './statement.js';
 
 /** The role a node served a call in (a metric label). */
 export type ServingRole = 'primary' | 'replica';
@@ -29,6 +30,9 @@ export interface ResultWithLsn<R extends pg.QueryResultRow> {
   broken: Error | undefined;
 }
 
+/** `client.query(textOrConfig, values, callback)`: node-postgres takes a `QueryConfig` there too; its typings only a string. */
+type QueryWithCallback = (statement: Statement, values: unknown[] | undefined, callback: (err: Error | undefined, result: never) => void) => void;
+
 type PipelinedClient = pg.PoolClient & { pipeline?: boolean; connection?: { stream?: { cork?: () => void; uncork?: () => void } } };
 
 /**
@@ -42,41 +46,58 @@ type PipelinedClient = pg.PoolClient & { pipeline?: boolean; connection?: { stre
  * committed: a failure of the position query then yields `lsn: null`, never
  * an error.
  */
-export async function queryThenLsn<R extends pg.QueryResultRow>(client: pg.PoolClient, sql: string, params?: unknown[]): Promise<ResultWithLsn<R>> {
+export async function queryThenLsn<R extends pg.QueryResultRow>(client: pg.PoolClient, sql: Statement, params?: unknown[]): Promise<ResultWithLsn<R>> {
+  const { result, follow, broken } = await queryThen<R, { lsn: string }>(client, sql, params, INSERT_LSN_SQL);
+  return { result, lsn: follow?.rows[0]?.lsn ?? null, broken };
+}
+
+/**
+ * Runs `sql`, then the statement `follow`, on one round trip (node-postgres
+ * pipeline mode, each with its own Sync: exactly as if they ran one after
+ * the other; without pipeline mode they do). Rejects only with `sql`'s
+ * error; a failure of `follow` yields `follow: null` (and `broken`, when it
+ * was the connection's).
+ */
+export async function queryThen<R extends pg.QueryResultRow, F extends pg.QueryResultRow>(
+  client: pg.PoolClient,
+  sql: Statement,
+  params: unknown[] | undefined,
+  follow: string,
+): Promise<{ result: pg.QueryResult<R>; follow: pg.QueryResult<F> | null; broken: Error | undefined }> {
   const c = client as PipelinedClient;
   if (!('pipeline' in c)) {
     const result = await client.query<R>(sql, params);
     try {
-      return { result, lsn: (await client.query<{ lsn: string }>(INSERT_LSN_SQL)).rows[0]?.lsn ?? null, broken: undefined };
+      return { result, follow: await client.query<F>(follow), broken: undefined };
     } catch (err) {
-      return { result, lsn: null, broken: isConnectionError(err) ? (err as Error) : undefined };
+      return { result, follow: null, broken: isConnectionError(err) ? (err as Error) : undefined };
     }
   }
   const wasPipelined = c.pipeline;
   c.pipeline = true;
-  // One write for both: the statement's messages and the position query go out in one packet.
+  // One write for both: the statement's messages and the follow-up go out in one packet.
   const stream = c.connection?.stream;
   stream?.cork?.();
   let statement: Promise<pg.QueryResult<R>>;
-  let position: Promise<pg.QueryResult<{ lsn: string }>>;
+  let second: Promise<pg.QueryResult<F>>;
   try {
     statement = client.query<R>(sql, params);
-    position = client.query<{ lsn: string }>(INSERT_LSN_SQL);
+    second = client.query<F>(follow);
   } finally {
     stream?.uncork?.();
   }
   // Settled below in every case; this only keeps an early rejection from counting as unhandled.
-  position.catch(() => {});
+  second.catch(() => {});
   try {
     const result = await statement;
     try {
-      return { result, lsn: (await position).rows[0]?.lsn ?? null, broken: undefined };
+      return { result, follow: await second, broken: undefined };
     } catch (err) {
-      return { result, lsn: null, broken: isConnectionError(err) ? (err as Error) : undefined };
+      return { result, follow: null, broken: isConnectionError(err) ? (err as Error) : undefined };
     }
   } finally {
     // Leave pipeline mode only once nothing is in flight on the connection.
-    await position.catch(() => {});
+    await second.catch(() => {});
     c.pipeline = wasPipelined;
   }
 }
@@ -137,7 +158,7 @@ export class Executor {
     node: NodeState,
     role: ServingRole,
     reason: RouteReason,
-    sql: string,
+    sql: Statement,
     params: unknown[] | undefined,
     onError?: (err: Error) => Promise<pg.QueryResult<R>> | null,
   ): Promise<pg.QueryResult<R>> {
@@ -169,7 +190,7 @@ export class Executor {
         }
         // Latency is the statement's: opening a connection is not the node being slow.
         started = performance.now();
-        client.query<R>(sql, params as unknown[], (queryError: Error | undefined, result: pg.QueryResult<R>) => {
+        (client.query as QueryWithCallback)(sql, params, (queryError: Error | undefined, result: pg.QueryResult<R>) => {
           if (queryError) {
             fail(queryError, client);
             return;
@@ -196,7 +217,7 @@ export class Executor {
     client: pg.PoolClient,
     startedMs: number,
     reason: RouteReason,
-    sql: string,
+    sql: Statement,
     params: unknown[] | undefined,
     wantLsn: boolean,
   ): Promise<{ result: pg.QueryResult<R>; lsn: string | null }> {

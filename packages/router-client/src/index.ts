@@ -20,6 +20,13 @@ export type {
 } from './router-types.js';
 export { rankReplicas, ReplicaSelector } from './selection.js';
 export type { RankedReplica, Ranking, ReadConstraints, RouteReason } from './selection.js';
+export { DEFAULT_ROUTER_POOL_OPTIONS, RouterPool } from './router-pool.js';
+export type { RouterPoolOptions } from './router-pool.js';
+export { RouterPoolClient } from './router-pool-client.js';
+export type { CheckoutMode } from './router-pool-client.js';
 export { Session } from './session.js';
+export { currentSession, runWithSession } from './session-context.js';
+export { isReadOnlyBegin, statementText } from './statement.js';
+export type { Statement } from './statement.js';
 export { decodeToken, encodeToken, isPrimaryOnlyToken, laterToken, PRIMARY_ONLY_LSN } from './tokens.js';
 export type { ConsistencyToken, DecodedToken } from './tokens.js';

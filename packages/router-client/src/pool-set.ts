@@ -50,6 +50,8 @@ export class PoolSet {
   readonly #fencedAt = new WeakMap<pg.PoolClient, number>();
   /** Write clients checked out now, with the epoch they were fenced for. */
   readonly #writing = new Map<pg.PoolClient, number>();
+  /** Called with each node pool, existing and new (see {@link watch}). */
+  readonly #watchers = new Set<(pool: pg.Pool, nodeId: string) => void>();
 
   /** `onNewerEpoch` hears of a write server that records a later epoch than the router knows (its view is behind). */
   constructor(connection: ConnectionOptions, poolOptions: PoolOptions, onError: (err: Error, nodeId: string) => void, onNewerEpoch?: (nodeId: string, epoch: number) => void) {
@@ -85,6 +87,7 @@ export class PoolSet {
     pool.on('connect', (client) => client.on('error', () => {}));
     pool.on('release', (_err: Error | undefined, client: pg.PoolClient) => this.#writing.delete(client));
     this.#pools.set(node.id, { pool, host: node.host, port: node.port });
+    for (const watcher of this.#watchers) watcher(pool, node.id);
     return pool;
   }
 
@@ -132,6 +135,29 @@ export class PoolSet {
       cut++;
     }
     return cut;
+  }
+
+  /**
+   * Calls `fn` with every node pool now and with each one created later
+   * (e.g. to forward its events); returns the function that stops it.
+   */
+  watch(fn: (pool: pg.Pool, nodeId: string) => void): () => void {
+    this.#watchers.add(fn);
+    for (const [id, entry] of this.#pools) fn(entry.pool, id);
+    return () => this.#watchers.delete(fn);
+  }
+
+  /** The node pools' client counts, added up (pg-pool's `totalCount`, `idleCount`, `waitingCount`). */
+  counts(): { total: number; idle: number; waiting: number } {
+    let total = 0;
+    let idle = 0;
+    let waiting = 0;
+    for (const { pool } of this.#pools.values()) {
+      total += pool.totalCount;
+      idle += pool.idleCount;
+      waiting += pool.waitingCount;
+    }
+    return { total, idle, waiting };
   }
 
   /** Drains and closes pools of nodes no longer in `keep`. */

@@ -6,6 +6,7 @@ import type { ReadOptions } from './router-types.js';
 import type { RoutingParts } from './routing-parts.js';
 import { type RankedReplica, ReplicaSelector, rankReplicas, type ReadConstraints, type RouteReason } from './selection.js';
 import { type DecodedToken, isPrimaryOnlyToken } from './tokens.js';
+import type { Statement } from './statement.js';
 import type { WritePath } from './write-path.js';
 
 /** A read's candidates, decided without running anything (no replay check). */
@@ -86,7 +87,7 @@ export class ReadPath {
   }
 
   /** Runs a read on the best qualifying replica (the primary when none qualifies). */
-  read<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, options: ReadOptions): Promise<pg.QueryResult<R>> {
+  read<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined, options: ReadOptions): Promise<pg.QueryResult<R>> {
     const parts = this.#parts;
     let token: DecodedToken | null;
     try {
@@ -125,7 +126,7 @@ export class ReadPath {
    * held through a switchover, its token recorded — and the classifier's
    * function catalog is re-read (a function it took for read-only wrote).
    */
-  async #rerunAsWrite<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined): Promise<pg.QueryResult<R>> {
+  async #rerunAsWrite<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined): Promise<pg.QueryResult<R>> {
     const parts = this.#parts;
     parts.metrics.countFallback('primary:read-only-refusal');
     parts.onReadOnlyRefusal?.();
@@ -135,7 +136,7 @@ export class ReadPath {
   }
 
   /** The general path: a ranking per read (tokens, per-call lag bounds, after a failure). */
-  async #read<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, options: ReadOptions, failed: RouteReason | null): Promise<pg.QueryResult<R>> {
+  async #read<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined, options: ReadOptions, failed: RouteReason | null): Promise<pg.QueryResult<R>> {
     const { executor } = this.#parts;
     const plan = this.plan(options);
     let reason: RouteReason = failed ?? plan.none ?? 'primary:no-replica';
@@ -160,7 +161,7 @@ export class ReadPath {
     return this.#readOnPrimary<R>(sql, params, reason);
   }
 
-  async #readOnPrimary<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, reason: RouteReason): Promise<pg.QueryResult<R>> {
+  async #readOnPrimary<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined, reason: RouteReason): Promise<pg.QueryResult<R>> {
     const { cluster, view, executor, fallbackBudget } = this.#parts;
     this.#parts.metrics.countFallback(reason);
     // Availability fallbacks are budgeted; correctness ones (tokens, refusals, a stale bus) are not.

@@ -2,6 +2,7 @@ import type { NodeState, Topology } from '@pgreplica/protocol';
 import type pg from 'pg';
 import type { Classification } from './classifier.js';
 import type { RouteReason } from './selection.js';
+import type { Statement } from './statement.js';
 import type { ConsistencyToken } from './tokens.js';
 
 /** Per-call options of reads (and of `query()` when it classifies a read). */
@@ -79,7 +80,7 @@ export interface RouterEventMap {
  */
 export interface SessionHost {
   routeKind(sql: string): 'primary' | 'replica';
-  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options?: ReadOptions): Promise<pg.QueryResult<R>>;
-  write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<WriteResult<R>>;
+  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[], options?: ReadOptions): Promise<pg.QueryResult<R>>;
+  write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[]): Promise<WriteResult<R>>;
   transactionWithToken<T>(fn: (tx: TransactionClient) => Promise<T>, options?: TransactionOptions): Promise<{ value: T; token: ConsistencyToken | null }>;
 }

@@ -2,18 +2,21 @@ import { EventEmitter } from 'node:events';
 import type { NodeState, Topology } from '@pgreplica/protocol';
 import type pg from 'pg';
 import { type Classification, ClassifierCache } from './classifier.js';
-import { RouterError } from './errors.js';
+import { isConnectionError, RouterError } from './errors.js';
 import { Executor } from './executor.js';
 import { FunctionCatalog } from './function-catalog.js';
 import { RouterMetrics } from './metrics.js';
 import { DEFAULT_ROUTER_OPTIONS, MIN_STALE_AFTER_MS, type RouterLogger, type RouterOptions } from './options.js';
+import type { Binding, PoolHost } from './pool-host.js';
 import { PoolSet } from './pool-set.js';
 import { ProcessToken } from './process-token.js';
 import { ReadPath } from './read-path.js';
 import type { NodeMetrics, QueryOptions, ReadOptions, RouteDecision, RouterEventMap, SessionHost, TransactionClient, TransactionOptions, WriteResult } from './router-types.js';
 import type { RoutingParts } from './routing-parts.js';
 import type { RouteReason } from './selection.js';
+import { RouterPool, type RouterPoolOptions } from './router-pool.js';
 import { Session } from './session.js';
+import { type Statement, statementText } from './statement.js';
 import { TokenBucket } from './token-bucket.js';
 import { type ConsistencyToken, decodeToken, encodeToken } from './tokens.js';
 import { TopologyView } from './topology-view.js';
@@ -47,6 +50,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   readonly #transactions: Transactions;
   readonly #catalog: FunctionCatalog | null;
   #closing: Promise<void> | undefined;
+  #poolHost: PoolHost | undefined;
 
   constructor(options: RouterOptions) {
     super();
@@ -154,11 +158,11 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
    * primary. With `routing: 'explicit'` it uses the primary unless the call
    * passes `target`.
    */
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[], options: QueryOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
     try {
       this.#view.assertOpen('query()');
       // The per-read path: no decision object, just the target.
-      const target = options.target ?? ((this.#options.routing ?? 'classify') === 'explicit' ? 'primary' : this.#classifier.classify(sql).target);
+      const target = options.target ?? ((this.#options.routing ?? 'classify') === 'explicit' ? 'primary' : this.#classifier.classify(statementText(sql)).target);
       if (target === 'replica') return this.#reads.read<R>(sql, params, options);
     } catch (err) {
       return Promise.reject(err);
@@ -166,7 +170,7 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
     return this.#queryOnPrimary<R>(sql, params, options.target === 'primary' || (this.#options.routing ?? 'classify') === 'explicit' ? 'primary:explicit' : 'primary:classified-write');
   }
 
-  async #queryOnPrimary<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, reason: RouteReason): Promise<pg.QueryResult<R>> {
+  async #queryOnPrimary<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined, reason: RouteReason): Promise<pg.QueryResult<R>> {
     const { result, token } = await this.#writes.write<R>(sql, params, this.#token.enabled, reason);
     this.#token.note(token);
     return result;
@@ -185,12 +189,12 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
   }
 
   /** Runs a read on the best qualifying replica (the primary when none qualifies). */
-  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: ReadOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
+  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[], options: ReadOptions = NO_OPTIONS): Promise<pg.QueryResult<R>> {
     return this.#reads.read<R>(sql, params, options);
   }
 
   /** Runs a statement on the primary and returns its read-your-writes token. */
-  async write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<WriteResult<R>> {
+  async write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[]): Promise<WriteResult<R>> {
     const { result, token } = await this.#writes.write<R>(sql, params, true, 'primary:write');
     this.#token.note(token);
     return Object.assign(result, { token: encodeToken(token!) });
@@ -276,6 +280,76 @@ export class Router extends EventEmitter<RouterEventMap> implements SessionHost 
         lastError: s?.lastError ?? null,
       };
     });
+  }
+
+  /**
+   * A `pg.Pool`-compatible face of this router, for drivers and ORMs that
+   * take a pool (Drizzle, Kysely, Prisma's `@prisma/adapter-pg`, Knex's
+   * `connectionPool`). Its `query()` is routed like `router.query()` — in
+   * the session of `runWithSession()`, when there is one; its `connect()`
+   * gives a client pinned to one node (see {@link RouterPoolOptions}).
+   * Each call makes a new face; they share the router's connections.
+   */
+  asPool(options: RouterPoolOptions = {}): RouterPool {
+    this.#view.assertOpen('asPool()');
+    this.#poolHost ??= this.#makePoolHost();
+    return new RouterPool(this, this.#poolHost, options);
+  }
+
+  #makePoolHost(): PoolHost {
+    const view = this.#view;
+    const pools = this.#pools;
+    const metrics = this.metrics;
+    const processToken = this.#token;
+    const maxWritePauseMs = this.#options.maxWritePauseMs ?? DEFAULT_ROUTER_OPTIONS.maxWritePauseMs;
+    const explicit = (this.#options.routing ?? DEFAULT_ROUTER_OPTIONS.routing) === 'explicit';
+    return {
+      isRead: (sql) => this.#classifier.classify(sql).target === 'replica',
+      explicit,
+      bindPrimary: async (): Promise<Binding> => {
+        view.assertOpen('query()');
+        const store = view.store;
+        const deadline = Date.now() + maxWritePauseMs;
+        for (;;) {
+          const node = await this.#writes.waitWritable(deadline);
+          const epoch = store.epoch;
+          try {
+            return { node, client: await pools.writeClient(node, epoch, store.topology?.systemIdentifier ?? null), role: 'primary', epoch };
+          } catch (err) {
+            if (!isConnectionError(err) || Date.now() >= deadline) throw err;
+            metrics.writeRetries.inc({ cause: (err as RouterError).code === 'fenced' ? 'fenced' : 'connect' });
+            await view.refresh();
+          }
+        }
+      },
+      bindReadOnly: async (after): Promise<Binding> => {
+        view.assertOpen('query()');
+        const plan = this.#reads.plan({ after });
+        for (const { node, lsn } of plan.replicas) {
+          if (plan.token && lsn === 'check' && !(await this.#reads.hasReplayed(node, plan.token.lsn).catch(() => false))) continue;
+          try {
+            return { node, client: await pools.pool(node).connect(), role: 'replica', epoch: view.store.epoch };
+          } catch (err) {
+            if (!isConnectionError(err)) throw err;
+            this.#executor.ban(node, err);
+          }
+        }
+        const primary = view.store.primary();
+        if (!primary) throw new RouterError('no-primary', `no primary known for cluster ${this.cluster}`);
+        metrics.countFallback(plan.none ?? 'primary:transaction');
+        return { node: primary, client: await pools.pool(primary).connect(), role: 'primary', epoch: view.store.epoch };
+      },
+      tokenAfterCommit: async (binding, lsn) => (lsn ? { epoch: binding.epoch, lsn } : this.#writes.tokenAfterCommit(binding.node, binding.epoch)),
+      noteToken: (token) => this.#token.note(token),
+      get processWideToken() {
+        return processToken.enabled;
+      },
+      refresh: () => view.refresh(),
+      watchPools: (fn) => pools.watch(fn),
+      counts: () => pools.counts(),
+      poolOptions: { ...DEFAULT_ROUTER_OPTIONS.pool, ...this.#options.pool },
+      close: () => this.close(),
+    };
   }
 
   /**

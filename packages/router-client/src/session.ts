@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { QueryOptions, ReadOptions, SessionHost, TransactionClient, TransactionOptions, WriteResult } from './router-types.js';
+import { type Statement, statementText } from './statement.js';
 import { type ConsistencyToken, decodeToken, encodeToken, laterToken } from './tokens.js';
 
 /**
@@ -23,6 +24,11 @@ export class Session {
     return this.#token;
   }
 
+  /** Raises the session's token to `token` when that is later (a write made elsewhere that this session must see). @throws RouterError (`invalid-token`) for a malformed token. */
+  observe(token: ConsistencyToken | null): void {
+    this.#raise(token);
+  }
+
   #raise(token: ConsistencyToken | null): void {
     if (!token) return;
     const later = laterToken(this.#token ? decodeToken(this.#token) : null, decodeToken(token));
@@ -36,18 +42,18 @@ export class Session {
   }
 
   /** Classified like `router.query()`; writes raise the token. */
-  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: QueryOptions = {}): Promise<pg.QueryResult<R>> {
-    if ((options.target ?? this.#router.routeKind(sql)) === 'replica') return this.#router.read<R>(sql, params, { ...options, after: this.#after(options) });
+  async query<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[], options: QueryOptions = {}): Promise<pg.QueryResult<R>> {
+    if ((options.target ?? this.#router.routeKind(statementText(sql))) === 'replica') return this.#router.read<R>(sql, params, { ...options, after: this.#after(options) });
     return this.write<R>(sql, params);
   }
 
   /** A read that sees this session's writes. */
-  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[], options: ReadOptions = {}): Promise<pg.QueryResult<R>> {
+  read<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[], options: ReadOptions = {}): Promise<pg.QueryResult<R>> {
     return this.#router.read<R>(sql, params, { ...options, after: this.#after(options) });
   }
 
   /** A write on the primary; raises the token. */
-  async write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<WriteResult<R>> {
+  async write<R extends pg.QueryResultRow = pg.QueryResultRow>(sql: Statement, params?: unknown[]): Promise<WriteResult<R>> {
     const result = await this.#router.write<R>(sql, params);
     this.#raise(result.token);
     return result;

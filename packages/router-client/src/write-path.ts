@@ -4,6 +4,7 @@ import { isConnectionError, RouterError, sqlState } from './errors.js';
 import type { RoutingParts } from './routing-parts.js';
 import type { RouteReason } from './selection.js';
 import { INSERT_LSN_SQL } from './executor.js';
+import type { Statement } from './statement.js';
 import { type DecodedToken, primaryOnlyToken } from './tokens.js';
 
 /** How long the token of a committed write may take to read on a fresh connection when the write's own connection could not give it. */
@@ -46,7 +47,7 @@ export class WritePath {
   }
 
   /** Runs a statement on the primary; with `wantToken`, also returns the commit's token. */
-  async write<R extends pg.QueryResultRow>(sql: string, params: unknown[] | undefined, wantToken: boolean, reason: RouteReason): Promise<{ result: pg.QueryResult<R>; token: DecodedToken | null }> {
+  async write<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined, wantToken: boolean, reason: RouteReason): Promise<{ result: pg.QueryResult<R>; token: DecodedToken | null }> {
     const { view, pools, executor, metrics } = this.#parts;
     view.assertOpen('write()');
     const store = view.store;

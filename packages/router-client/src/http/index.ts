@@ -6,6 +6,7 @@
 import type { Router } from '../router.js';
 import type { NodeMetrics } from '../router-types.js';
 import type { Session } from '../session.js';
+import { runWithSession } from '../session-context.js';
 import { TOKEN_PATTERN } from '../tokens.js';
 
 /** Header carrying the token by default. */
@@ -42,7 +43,8 @@ export function sessionFor(router: Router, req: RequestLike, header = TOKEN_HEAD
 /**
  * Express-style middleware: `req.db` is a session that sees the caller's
  * earlier writes; the new token goes out in the response header when the
- * handler writes the head.
+ * handler writes the head. The rest of the request runs in that session
+ * (`runWithSession()`), so an ORM over `router.asPool()` reads its writes too.
  */
 export function pgreplicaMiddleware(router: Router, header = TOKEN_HEADER) {
   return (req: RequestLike & { db?: Session }, res: ResponseLike & { writeHead?: (...args: never[]) => unknown }, next: () => void): void => {
@@ -55,7 +57,7 @@ export function pgreplicaMiddleware(router: Router, header = TOKEN_HEADER) {
         return original(...args);
       }) as typeof res.writeHead;
     }
-    next();
+    runWithSession(session, next);
   };
 }
 
