@@ -16,11 +16,11 @@ import { startingAncestors, watchAncestors } from './lib/lifeline.mjs';
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const say = (message) => process.stderr.write(`[local] ${message}\n`);
-const USAGE = 'Usage: npm start -- [--replicas N] [--interval-ms MS]';
+const USAGE = 'Usage: npm start -- [--replicas N] [--interval-ms MS] [--no-example]';
 
 let values;
 try {
-  ({ values } = parseArgs({ options: { replicas: { type: 'string', default: '2' }, 'interval-ms': { type: 'string', default: '2000' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
+  ({ values } = parseArgs({ options: { replicas: { type: 'string', default: '2' }, 'interval-ms': { type: 'string', default: '2000' }, 'no-example': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } }, strict: true }));
 } catch (err) {
   process.stderr.write(`npm start: ${err.message}\n${USAGE}\n`);
   process.exit(2);
@@ -115,10 +115,10 @@ const secrets = {
   PGREPLICA_DB_PASSWORD: sandbox.primary.connectionConfig.password,
   PGREPLICA_SANDBOX_STATE: stateFile,
 };
-const spawnService = (name, main, instanceId) => {
+const spawnService = (name, main, instanceId, extraEnv = {}) => {
   const log = join(logDir, `${name}.log`);
   const child = spawn(process.execPath, [main, '--config', configPath], {
-    env: { ...process.env, ...secrets, PGREPLICA_INSTANCE_ID: instanceId },
+    env: { ...process.env, ...secrets, PGREPLICA_INSTANCE_ID: instanceId, ...extraEnv },
     stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')],
     detached: true, // our Ctrl-C handler stops it in order
   });
@@ -132,6 +132,19 @@ const spawnService = (name, main, instanceId) => {
 };
 const monitorLog = spawnService('monitor', join(root, 'services', 'monitor', 'dist', 'main.js'), 'local-monitor');
 const workerLog = spawnService('worker', join(root, 'services', 'worker', 'dist', 'main.js'), 'local-worker');
+// The example app (examples/express-drizzle): Express + Drizzle on the router, against this sandbox.
+const examplePort = values['no-example'] ? null : await freePort();
+const exampleLog =
+  examplePort === null
+    ? null
+    : spawnService('example', join(root, 'examples', 'express-drizzle', 'dist', 'main.js'), 'local-example', {
+        PGREPLICA_REDIS_URL: sandbox.redis.url,
+        PGREPLICA_CLUSTER: 'local',
+        PGUSER: 'postgres',
+        PGPASSWORD: sandbox.primary.connectionConfig.password,
+        PGDATABASE: 'postgres',
+        PORT: String(examplePort),
+      });
 // `npx pgreplica …` with no flags finds this sandbox through this file (while this process runs).
 writeFileSync(localFile, JSON.stringify({ config: configPath, env: secrets, pid: process.pid }), { mode: 0o600 });
 
@@ -142,6 +155,7 @@ for (const node of sandbox.nodes) out(`  ${node.id.padEnd(5)} ${node.url}`);
 out(`  redis ${sandbox.redis.url}  (bus cluster "local")`);
 out(`  monitor http://127.0.0.1:${httpPort}/topology  /metrics  /health   log ${monitorLog}`);
 out(`  worker  http://127.0.0.1:${workerPort}/health  /metrics   log ${workerLog}`);
+if (examplePort !== null) out(`  example app http://127.0.0.1:${examplePort}/items  /health/database   log ${exampleLog}  (examples/express-drizzle)`);
 out('\nAutomatic failover and rejoin are on. In another terminal, in this checkout:');
 out('  npx pgreplica status                       # nodes, roles, lag, epoch');
 out('  npx pgreplica watch                        # live bus events');

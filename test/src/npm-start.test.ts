@@ -83,6 +83,12 @@ describe('npm start', () => {
       ['p1', 'primary'],
       ['r1', 'replica'],
     ]);
+    // The example app runs against the sandbox: a write, then the same request's read sees it.
+    const url = /example app (http:\/\/127\.0\.0\.1:\d+)\/items/.exec(run.text())?.[1];
+    expect(url).toBeDefined();
+    await eventually(async () => (await fetch(`${url}/health/database`).catch(() => null))?.status === 200, 30_000, 'example app healthy');
+    const created = await fetch(`${url}/items`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'from npm start' }) });
+    expect(created.status).toBe(201);
     // Outside any checkout and without a config, the CLI says how to give one.
     const nowhere = await cli(['status'], {}, undefined, tmpdir());
     expect(nowhere.code).toBe(2);
@@ -92,7 +98,7 @@ describe('npm start', () => {
   for (const victim of ['npm', 'scripts/start.mjs', 'scripts/local-cluster.mjs'] as const) {
     it(`leaves nothing running within 10 s when ${victim} is killed with -9`, async () => {
       const run = await start();
-      await eventually(() => pidsWith(run.config).length >= 2, 30_000, 'monitor and worker running');
+      await eventually(() => pidsWith(run.config).length >= 3, 30_000, 'monitor, worker and example app running');
       const before = pidsWith(run.baseDir);
       expect(before.length).toBeGreaterThan(4);
       // This run's own processes: npm leads their process group.
