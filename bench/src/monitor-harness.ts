@@ -20,7 +20,7 @@ export function benchConfig(sandbox: Sandbox, extra: Record<string, unknown> = {
 /** An in-process monitor for a benchmark's sandbox (cluster "bench"). */
 export async function startMonitor(sandbox: Sandbox, extra: Record<string, unknown> = {}): Promise<Monitor> {
   const config = benchConfig(sandbox, extra);
-  const monitor = new Monitor(config, createLogger('silent'));
+  const monitor = new Monitor(config, createLogger(process.env.PGREPLICA_BENCH_LOG ?? 'silent', undefined, 'pgreplica-monitor'));
   await monitor.start();
   return monitor;
 }

@@ -26,7 +26,7 @@ const SETTINGS: Record<Profile, Record<string, unknown>> = {
 async function cluster(sandbox: Sandbox, profile: Profile) {
   process.env.PGREPLICA_SANDBOX_STATE = sandbox.writeStateFile();
   const monitor = await startMonitor(sandbox, SETTINGS[profile]);
-  const worker = new RemediationWorker(benchConfig(sandbox, SETTINGS[profile]), createLogger('silent', undefined, 'pgreplica-worker'));
+  const worker = new RemediationWorker(benchConfig(sandbox, SETTINGS[profile]), createLogger(process.env.PGREPLICA_BENCH_LOG ?? 'silent', undefined, 'pgreplica-worker'));
   await worker.start();
   const db = createRouter({
     cluster: 'bench',
@@ -36,6 +36,7 @@ async function cluster(sandbox: Sandbox, profile: Profile) {
   });
   db.on('error', () => {});
   await db.ready();
+  if (process.env.PGREPLICA_BENCH_DEBUG) process.stderr.write('router ready\n');
   const deadline = Date.now() + 15_000;
   while (db.getTopology().topology?.nodes.some((n) => n.status !== 'healthy') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   await db.query('CREATE TABLE drill (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())');
@@ -123,7 +124,9 @@ export const failoverBench: Benchmark = {
       const failedReads: number[] = [];
       for (let run = 0; run < ctx.runs; run++) {
         const sandbox = await startSandbox({ replicas: 2 });
+        ctx.log(`${profile} run ${run + 1}: sandbox up`);
         const c = await cluster(sandbox, profile);
+        ctx.log(`${profile} run ${run + 1}: monitor, worker and router up`);
         try {
           const w = writer(c.db);
           const r = reader(c.db);
@@ -161,12 +164,30 @@ export const failoverBench: Benchmark = {
           const redis = new Redis(sandbox.redis!.url, { maxRetriesPerRequest: null });
           const keys = busKeys('bench');
           const queue = new Queue(REMEDIATION_QUEUE, { connection: redis, prefix: keys.queuePrefix });
-          const epoch = JSON.parse((await redis.get(keys.primary))!).epoch as number;
+          // The router may write to the new primary before the worker announces it (it asks the nodes): wait for the bus.
+          let epoch = 0;
+          for (const until = Date.now() + 30_000; Date.now() < until; await new Promise((resolve) => setTimeout(resolve, 50))) {
+            const record = JSON.parse((await redis.get(keys.primary)) ?? '{}') as { epoch?: number; primaryId?: string };
+            if (record.primaryId === newPrimaryId && record.epoch) {
+              epoch = record.epoch;
+              break;
+            }
+          }
+          if (!epoch) throw new Error(`${profile}: the bus never named ${newPrimaryId} the primary`);
           const sub = redis.duplicate();
-          const finished = new Promise<number>((resolve) => {
+          const finished = new Promise<number>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`${profile}: no switchover.finished within 60 s`)), 60_000);
             sub.on('message', (_c: string, m: string) => {
-              const e = JSON.parse(m) as { type: string; writePauseMs?: number };
-              if (e.type === 'switchover.finished') resolve(e.writePauseMs ?? -1);
+              const e = JSON.parse(m) as { type: string; writePauseMs?: number; ok?: boolean; detail?: string; error?: string };
+              if (e.type === 'switchover.finished') {
+                clearTimeout(timer);
+                if (e.ok === false) reject(new Error(`${profile}: switchover failed: ${e.detail}`));
+                else resolve(e.writePauseMs ?? -1);
+              }
+              if (e.type === 'remediation.failed') {
+                clearTimeout(timer);
+                reject(new Error(`${profile}: switchover job failed: ${e.error}`));
+              }
             });
           });
           await sub.subscribe(keys.events);
