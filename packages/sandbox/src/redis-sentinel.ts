@@ -23,8 +23,11 @@ export interface RedisSentinelOptions {
    */
   name?: string;
   /**
-   * `sentinel down-after-milliseconds`: silence after which a sentinel thinks the master is down.
-   * @default 1_000
+   * `sentinel down-after-milliseconds`: silence after which a sentinel thinks
+   * the master is down. Sentinels ping every second: at 1 s or less, a
+   * sentinel that has just switched to a new master can take it for down
+   * before its first ping returns, and fail over again.
+   * @default 2_000
    */
   downAfterMs?: number;
   /**
@@ -35,7 +38,7 @@ export interface RedisSentinelOptions {
 }
 
 /** Defaults of {@link RedisSentinelOptions}. */
-export const DEFAULT_REDIS_SENTINEL_OPTIONS = { replicas: 1, sentinels: 3, name: 'pgreplica', downAfterMs: 1_000, failoverTimeoutMs: 5_000 } as const;
+export const DEFAULT_REDIS_SENTINEL_OPTIONS = { replicas: 1, sentinels: 3, name: 'pgreplica', downAfterMs: 2_000, failoverTimeoutMs: 5_000 } as const;
 
 /** Fields of a `SENTINEL MASTER` reply (a flat list of names and values). */
 function fieldsOf(reply: RespValue): Record<string, string> {
@@ -173,7 +176,7 @@ export async function startRedisSentinelGroup(
   onStart: (port: number, pid: number) => void,
 ): Promise<RedisSentinelGroup> {
   const o = { ...DEFAULT_REDIS_SENTINEL_OPTIONS, ...options };
-  if (!Number.isInteger(o.replicas) || o.replicas < 1 || o.replicas > 4) throw new SandboxError('invalid-option', `sentinel replicas must be an integer from 1 to 4, got ${o.replicas}`);
+  if (!Number.isInteger(o.replicas) || o.replicas < 1 || o.replicas > 6) throw new SandboxError('invalid-option', `sentinel replicas must be an integer from 1 to 6, got ${o.replicas}`);
   if (!Number.isInteger(o.sentinels) || o.sentinels < 1 || o.sentinels > 5) throw new SandboxError('invalid-option', `sentinels must be an integer from 1 to 5, got ${o.sentinels}`);
   if (!/^[A-Za-z0-9_.-]{1,63}$/.test(o.name)) throw new SandboxError('invalid-option', `sentinel master name must be 1-63 letters, digits, "_", "." or "-", got ${JSON.stringify(o.name)}`);
   const quorum = Math.floor(o.sentinels / 2) + 1;
