@@ -8,7 +8,7 @@ export { LeaderLease } from './leader-lease.js';
 export type { LeaseState } from './leader-lease.js';
 export { RemediationLedger } from './remediation-ledger.js';
 export type { PromotionProgress, SyncRecord } from './remediation-ledger.js';
-export { closeRedis, connectRedis, connectServiceRedis, duplicateFor, redisOptions, retryStrategy } from './redis.js';
+export { closeRedis, connectRedis, connectServiceRedis, duplicateFor, QUIT_TIMEOUT_MS, redisOptions, retryStrategy } from './redis.js';
 export type { RedisRole, RedisTarget, RedisTlsTarget } from './redis.js';
 export { loadScript, runScript, SCRIPT_NAMES } from './scripts.js';
 export type { BusScript, ScriptName } from './scripts.js';

@@ -239,7 +239,11 @@ export class RemediationWorker {
           // BullMQ's close() waits for the running job but does not abort it:
           // cancel it so it stops at its next safe point (before a destructive step).
           ['cancel', async () => this.#worker?.cancelAllJobs('worker shutting down')],
-          ['worker', async () => this.#worker?.close()],
+          // With Redis away (restarting, failing over), BullMQ's close() waits for its
+          // blocking connection to end, and ioredis never ends a connection that
+          // waits to reconnect: it would wait forever. Nothing can finish without
+          // Redis anyway: close at once; a job cut short is re-delivered and resumes.
+          ['worker', async () => this.#worker?.close(this.#bullRedis?.status !== 'ready')],
           ['http', () => closeServer(this.#server)],
           ['redis', () => closeRedis(this.#redis, this.#bullRedis)],
         ],
