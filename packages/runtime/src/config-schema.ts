@@ -130,6 +130,15 @@ const monitorSection = z
           .min(1_000)
           .default(5_000)
           .describe('Lease of the monitor that publishes; a standby takes over when it expires. At least 1000 and twice probeIntervalMs.'),
+        ackReplicas: z
+          .number()
+          .int()
+          .min(0)
+          .max(5)
+          .default(0)
+          .describe(
+            'Redis replicas that must hold a new lease and term (`WAIT`, up to 1 s) before the monitor publishes under it. With Sentinel or Cluster, 1: a term lost with a failed Redis master was never used, so no other monitor can reuse it (docs/operations.md, Redis Sentinel and Cluster); the lease then changes hands only while a Redis replica is connected (a leader keeps it). 0: no wait (the only choice with one Redis server).',
+          ),
       })
       .prefault({})
       .describe('Leader election among monitor instances (a Redis lease).'),
