@@ -90,6 +90,8 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
     await sentinel.waitForReplicas(20_000);
     const writes = writeLoop(routers[0]!, sandbox, 2);
     const reads = readLoop(routers[1]!);
+    let stopWatching!: () => void;
+    const watching = cli(['--config', configPath, 'watch', '--json'], env, new Promise<void>((resolve) => (stopWatching = resolve)));
     await sleep(500);
     const termBefore = await term();
     const since = bus.events.length;
@@ -114,6 +116,8 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
     for (const r of routers) await routerSees(r, (x) => x.getTopology().topology?.nodes.every((n) => n.status === 'healthy') === true, 20_000, 'all healthy again');
     await writes.stop();
     await reads.stop();
+    stopWatching();
+    const watched = await watching;
 
     process.stderr.write(
       `[redis-sentinel] master kill -> sentinels agree on ${master.port}: ${failedOverAt - killedAt} ms; -> monitor leads at term ${await term()} (was ${termBefore}): ${leadingAt - killedAt} ms; -> routers on the new term: ${convergedAt - killedAt} ms; writes ${writes.acked.length} (failed ${writes.failures.length}), reads ${reads.ok()} (failed ${reads.failures.length})\n`,
@@ -122,6 +126,11 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
     expect(writes.failures).toEqual([]);
     expect(reads.failures).toEqual([]);
     expect(await missingOn(sandbox, 'p1', writes.acked.map((a) => a.id))).toEqual([]);
+    // pgreplica watch followed the master: said so, and printed the new term's events.
+    expect(watched.err).toContain('lost the connection to Redis');
+    expect(watched.err).toContain('reconnected to Redis');
+    const terms = watched.out.trim().split('\n').map((line) => (JSON.parse(line) as { term: number }).term);
+    expect(Math.max(...terms)).toBeGreaterThan(termBefore);
     const status = await cli(['--config', configPath, 'status', '--json'], env);
     expect(status.err).toBe('');
     expect(bus.outOfOrder).toEqual([]);
