@@ -86,6 +86,33 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
     expect(parsed.topology.nodes.map((n) => n.id).sort()).toEqual(['p1', 'r1', 'r2']);
   });
 
+  it('a planned failover (SENTINEL FAILOVER) under load: the old master becomes a replica, everyone follows, no write fails', async () => {
+    await sentinel.waitForReplicas(20_000);
+    const writes = writeLoop(routers[0]!, sandbox, 2, 2_000_000);
+    await sleep(500);
+    const since = bus.events.length;
+    const old = await sentinel.master();
+    const startedAt = Date.now();
+    await sentinel.sentinels[0]!.call('SENTINEL', 'FAILOVER', sentinel.name);
+    await sentinel.waitForMaster((m) => m !== old, 20_000);
+    const switchedAt = Date.now();
+    // The demoted master's clients are cut (sentinel: CLIENT KILL TYPE normal) and ask the sentinels again.
+    const snapshot = await bus.waitFor((e) => e.type === 'snapshot' && Date.parse(e.at) > switchedAt, 20_000, 'a snapshot after the switch', since);
+    for (const r of routers) await routerSees(r, (x) => Date.parse(x.getTopology().topology?.observedAt ?? '') >= Date.parse(snapshot.at), 20_000, 'the snapshot after the switch');
+    const convergedAt = Date.now();
+    await writes.stop();
+    process.stderr.write(
+      `[redis-sentinel] SENTINEL FAILOVER -> sentinels agree: ${switchedAt - startedAt} ms; -> routers on a later snapshot: ${convergedAt - startedAt} ms (term ${snapshot.term}); writes ${writes.acked.length} (failed ${writes.failures.length})\n`,
+    );
+    expect(monitor.isLeader).toBe(true);
+    expect(writes.failures).toEqual([]);
+    expect(await missingOn(sandbox, 'p1', writes.acked.map((a) => a.id))).toEqual([]);
+    expect(bus.outOfOrder).toEqual([]);
+    // The old master follows the new one: the group can fail over again.
+    await sentinel.waitForReplicas(20_000);
+    expect(sentinel.replicasOf(await sentinel.master())).toContain(old);
+  });
+
   it('Redis master killed under load: the monitor leads again at a higher term, routers converge, no write fails', async () => {
     await sentinel.waitForReplicas(20_000);
     const writes = writeLoop(routers[0]!, sandbox, 2);
@@ -260,5 +287,9 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
     await sleep(500);
     await Promise.race([worker.close(), sleep(10_000)]);
     expect(worker.status).toBe('stopped');
+    // The CLI says where it looked.
+    const status = await cli(['--config', configPath, 'status'], env);
+    expect(status.code).toBe(3);
+    expect(status.err).toMatch(/Redis at the master "pgreplica" of sentinels 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+, 127\.0\.0\.1:\d+ does not answer/);
   });
 });
