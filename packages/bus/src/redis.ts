@@ -74,8 +74,10 @@ export function connectRedis(target: RedisTarget, role: RedisRole, connectionNam
  */
 export function duplicateFor(redis: Redis | Cluster, role: RedisRole): Redis | Cluster {
   const { maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry } = redisOptions(role, '');
-  const options = { maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry };
-  return redis instanceof Cluster ? redis.duplicate(undefined, { redisOptions: options, clusterRetryStrategy: retry }) : redis.duplicate(options);
+  // A Cluster queues and retries at its own level (a node's retryStrategy and offline queue are the Cluster's to set).
+  return redis instanceof Cluster
+    ? redis.duplicate(undefined, { enableOfflineQueue, clusterRetryStrategy: retry, redisOptions: { maxRetriesPerRequest } })
+    : redis.duplicate({ maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry });
 }
 
 /**
