@@ -202,13 +202,14 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
 
   /**
    * A lease taken on the Redis master and lost with it: monitor B takes the
-   * lease (a new term) while no Redis replica gets X's writes, publishes,
-   * and dies with the Redis master X. With `floorKept` false, B cannot reach
+   * lease (a new term) while no Redis replica gets X's writes (with `acked`,
+   * while X still counts them connected), publishes, and dies with the
+   * Redis master X. With `floorKept` false, B cannot reach
    * the PostgreSQL primary meanwhile, so no term floor is kept there. Monitor
    * A, started after the failover, knows only what Redis and the databases
    * kept. `current` is the leader before (closed here); A is the leader after.
    */
-  async function loseALease(current: Monitor, monitorOverrides: Record<string, unknown>, floorKept: boolean) {
+  async function loseALease(current: Monitor, monitorOverrides: Record<string, unknown>, floorKept: boolean, acked = false) {
     const primaryId = current.topology!.primaryId!;
     const proxy = await TcpProxy.start(sandbox.node(primaryId).port);
     const viaProxy = sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.id === primaryId ? proxy.port : n.port, priority: i }));
@@ -221,9 +222,10 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
       expect(b.isLeader).toBe(false);
       const termBefore = await term(current);
       const since = bus.events.length;
-      // Stopped replicas would still read what X had sent into their sockets: X also drops the links, so nothing after this reaches them.
       for (const r of replicas) r.pause();
-      await x.call('CLIENT', 'KILL', 'TYPE', 'replica');
+      // Stopped replicas still get what X sends into their sockets (read when they resume): to lose X's writes, X also drops the
+      // links. With ackReplicas, X keeps them: replicas X counts as connected that do not acknowledge (a partition).
+      if (!acked) await x.call('CLIENT', 'KILL', 'TYPE', 'replica');
       if (!floorKept) proxy.cutOff();
       await current.close();
       // B may lead now, on X only; what it publishes reaches the subscribers.
@@ -252,7 +254,7 @@ describe('Redis Sentinel: monitor, worker, CLI and routers by sentinel name', ()
   }
 
   it('a lease lost with the Redis master: with monitor.leader.ackReplicas 1 it was never used; the next leader takes a term nobody published under', async () => {
-    const result = await loseALease(monitor, { monitor: { leader: { ackReplicas: 1 } } }, false);
+    const result = await loseALease(monitor, { monitor: { leader: { ackReplicas: 1 } } }, false, true);
     process.stderr.write(`[redis-sentinel] lost lease, ackReplicas 1, no floor: ${JSON.stringify({ ...result, snapshot: undefined })}\n`);
     // B took the lease on X, but no replica acknowledged it: it never published.
     expect(result.bEvents).toBe(0);

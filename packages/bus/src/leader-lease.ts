@@ -22,8 +22,9 @@ export const LEASE_ACK_TIMEOUT_MS = 1_000;
  * than two publishers. A renewal also checks that Redis still holds the
  * holder's term and events (a failover to a Redis replica that was behind
  * loses them): if not, the holder takes a new term. With `ackReplicas`, a
- * new term counts only once that many Redis replicas have it (`WAIT`), so a
- * term lost with a failed Redis master was never used.
+ * new term counts only once that many of the master's connected Redis
+ * replicas have it (`WAIT`), so a term lost with a failed Redis master was
+ * never used.
  */
 export class LeaderLease {
   readonly #redis: Redis | Cluster;
@@ -96,13 +97,27 @@ export class LeaderLease {
     return { leader: this.#leader, term: this.#term, changed: was !== this.#leader || wasTerm !== this.#term };
   }
 
-  /** Whether `ackReplicas` Redis replicas have the lease just taken (`WAIT`, sent with a key so a Cluster sends it to the key's node). */
+  /**
+   * Whether `ackReplicas` Redis replicas — at most as many as the master has
+   * connected — have the lease just taken (`WAIT`). A master with no replica
+   * connected is not waited for: a failover could only promote a replica
+   * already behind, and waiting would keep every monitor from leading (so no
+   * automatic failover) for as long as Redis runs without one
+   * (`min-replicas-to-write` covers that case). Both commands go with a key,
+   * so a Cluster sends them to the key's node.
+   */
   async #acknowledged(): Promise<boolean> {
     if (this.#ackReplicas === 0) return true;
-    const replies = await this.#redis.pipeline().pttl(this.#keys.leader).wait(this.#ackReplicas, LEASE_ACK_TIMEOUT_MS).exec();
+    const info = await this.#redis.pipeline().pttl(this.#keys.leader).info('replication').exec();
+    const [infoErr, text] = info?.[1] ?? [new Error('no reply to INFO'), ''];
+    if (infoErr) throw infoErr;
+    const connected = Number(/^connected_slaves:(\d+)/m.exec(String(text))?.[1] ?? 0);
+    const needed = Math.min(this.#ackReplicas, connected);
+    if (needed === 0) return true;
+    const replies = await this.#redis.pipeline().pttl(this.#keys.leader).wait(needed, LEASE_ACK_TIMEOUT_MS).exec();
     const [err, acked] = replies?.[1] ?? [new Error('no reply to WAIT'), 0];
     if (err) throw err;
-    return Number(acked) >= this.#ackReplicas;
+    return Number(acked) >= needed;
   }
 
   /**

@@ -137,7 +137,7 @@ const monitorSection = z
           .max(5)
           .default(0)
           .describe(
-            'Redis replicas that must hold a new lease and term (`WAIT`, up to 1 s) before the monitor publishes under it. With Sentinel or Cluster, 1: a term lost with a failed Redis master was never used, so no other monitor can reuse it (docs/operations.md, Redis Sentinel and Cluster); the lease then changes hands only while a Redis replica is connected (a leader keeps it). 0: no wait (the only choice with one Redis server).',
+            "Redis replicas that must hold a new lease and term (`WAIT`, up to 1 s) before the monitor publishes under it; at most the replicas the Redis master has connected (none connected: no wait). With Sentinel or Cluster, 1: a term lost with a failed Redis master was never used, so no other monitor can reuse it (docs/operations.md, Redis Sentinel and Cluster). 0: no wait.",
           ),
       })
       .prefault({})
