@@ -121,7 +121,9 @@ export class RemediationWorker {
       maxStalledCount: 5,
       autorun: true,
     });
-    this.#worker.on('error', (err) => this.#logger.warn({ err }, 'worker error'));
+    // While Redis is away (restarting, failing over) BullMQ reports every reconnection attempt: the connection's
+    // own errors are logged at debug already, and what fails for good is reported where it matters.
+    this.#worker.on('error', (err) => this.#logger[this.#bullRedis?.status === 'ready' ? 'warn' : 'debug']({ err }, 'worker error'));
     this.#status = 'running';
     this.#logger.info({ cluster: this.config.cluster, http: `${host}:${this.#httpPort}` }, 'worker started');
   }
