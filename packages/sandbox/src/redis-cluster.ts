@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SandboxError } from './errors.js';
+import { pollUntil } from './poll.js';
 import { freePort } from './ports.js';
 import { parseInfo } from './redis-call.js';
 import { RedisServer } from './redis-server.js';
@@ -61,19 +62,10 @@ function parseNodes(text: string): ClusterNodeView[] {
     });
 }
 
-async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new SandboxError('timeout', `${what} not within ${timeoutMs} ms`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+
+/** The primary serving `slot` in a view. */
+function ownerOf(view: readonly ClusterNodeView[], slot: number): ClusterNodeView | undefined {
+  return view.find((n) => n.flags.includes('master') && n.slots.some(([first, last]) => slot >= first && slot <= last));
 }
 
 /**
@@ -123,7 +115,7 @@ export class RedisClusterGroup {
   /** The primary serving `slot` and its replicas, as the first running node sees it. */
   async shardOf(slot: number): Promise<{ primary: RedisServer; replicas: RedisServer[] }> {
     const view = await this.view();
-    const owner = view.find((n) => n.flags.includes('master') && n.slots.some(([first, last]) => slot >= first && slot <= last));
+    const owner = ownerOf(view, slot);
     const byPort = (port: number) => this.servers.find((s) => s.port === port);
     const primary = owner ? byPort(owner.port) : undefined;
     if (!owner || !primary) throw new SandboxError('command-failed', `no primary serves slot ${slot}`);
@@ -143,10 +135,9 @@ export class RedisClusterGroup {
     const replica = replicas.find((r) => r.running);
     if (!replica) throw new SandboxError('command-failed', `primary 127.0.0.1:${primary.port} of slot ${slot} has no running replica`);
     await replica.call('CLUSTER', 'FAILOVER');
-    await until(`127.0.0.1:${replica.port} serving slot ${slot} in every node's view`, timeoutMs, async () => {
+    await pollUntil(`127.0.0.1:${replica.port} serving slot ${slot} in every node's view`, timeoutMs, async () => {
       for (const server of this.servers.filter((s) => s.running)) {
-        const owner = (await this.view(server)).find((n) => n.flags.includes('master') && n.slots.some(([first, last]) => slot >= first && slot <= last));
-        if (owner?.port !== replica.port) return undefined;
+        if (ownerOf(await this.view(server), slot)?.port !== replica.port) return undefined;
       }
       return true;
     });
@@ -161,7 +152,7 @@ export class RedisClusterGroup {
    */
   async waitForOk(timeoutMs = 30_000): Promise<void> {
     const running = this.servers.filter((s) => s.running);
-    await until('the Redis Cluster settled', timeoutMs, async () => {
+    await pollUntil('the Redis Cluster settled', timeoutMs, async () => {
       let owners: string | undefined;
       for (const server of running) {
         if (parseInfo(await server.call('CLUSTER', 'INFO')).cluster_state !== 'ok') return undefined;
@@ -228,7 +219,7 @@ export async function startRedisClusterGroup(
     );
     const first = servers[0]!;
     await Promise.all(servers.slice(1).map((s) => s.call('CLUSTER', 'MEET', first.host, first.port, busPorts.get(first)!)));
-    await until('every cluster node knows the others', 30_000, async () => {
+    await pollUntil('every cluster node knows the others', 30_000, async () => {
       for (const server of servers) {
         const view = await group.view(server);
         if (view.length !== servers.length || view.some((n) => n.flags.some((f) => f === 'handshake' || f === 'noaddr'))) return undefined;
@@ -236,7 +227,7 @@ export async function startRedisClusterGroup(
       return true;
     });
     await Promise.all(servers.slice(o.primaries).map((s, i) => s.call('CLUSTER', 'REPLICATE', ids[i % o.primaries]!)));
-    await until('every replica known as one by every node', 30_000, async () => {
+    await pollUntil('every replica known as one by every node', 30_000, async () => {
       for (const server of servers) {
         const view = await group.view(server);
         if (view.filter((n) => n.primaryId !== null).length !== servers.length - o.primaries) return undefined;

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { SandboxError } from './errors.js';
+import { pollUntil } from './poll.js';
 import { freePort } from './ports.js';
 import { parseInfo, type RespValue } from './redis-call.js';
 import { RedisServer } from './redis-server.js';
@@ -48,20 +49,6 @@ function fieldsOf(reply: RespValue): Record<string, string> {
   return fields;
 }
 
-async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new SandboxError('timeout', `${what} not within ${timeoutMs} ms`, { cause: last });
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /**
  * A Redis master, its replicas and the sentinels watching them, on
@@ -113,7 +100,7 @@ export class RedisSentinelGroup {
    * resolves with it.
    */
   async waitForMaster(accept: (master: RedisServer) => boolean = () => true, timeoutMs = 30_000): Promise<RedisServer> {
-    return until(`a master of ${this.name} all sentinels agree on`, timeoutMs, async () => {
+    return pollUntil(`a master of ${this.name} all sentinels agree on`, timeoutMs, async () => {
       const ports = new Set<number>();
       for (const sentinel of this.sentinels.filter((s) => s.running)) {
         const reply = await sentinel.call('SENTINEL', 'get-master-addr-by-name', this.name);
@@ -135,7 +122,7 @@ export class RedisSentinelGroup {
     const master = await this.waitForMaster(() => true, timeoutMs);
     const replicas = this.replicasOf(master).filter((s) => s.running);
     const sentinels = this.sentinels.filter((s) => s.running);
-    await until(`replicas of ${this.name} in sync and known to the sentinels`, timeoutMs, async () => {
+    await pollUntil(`replicas of ${this.name} in sync and known to the sentinels`, timeoutMs, async () => {
       const offset = Number(parseInfo(await master.call('INFO', 'replication')).master_repl_offset);
       for (const replica of replicas) {
         const info = parseInfo(await replica.call('INFO', 'replication'));
