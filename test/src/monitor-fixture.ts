@@ -2,7 +2,7 @@ import { Monitor } from '@pgreplica/monitor';
 import { type Config, createLogger, resolveConfig } from '@pgreplica/runtime';
 import { type BusEvent, busKeys, isNewerPosition, parseEvent } from '@pgreplica/protocol';
 import type { Sandbox } from '@pgreplica/sandbox';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -20,7 +20,7 @@ export function mergeConfig(base: Record<string, unknown>, overrides: Record<str
 export function monitorConfig(sandbox: Sandbox, overrides: Record<string, unknown> = {}, cluster = 'main'): Record<string, unknown> {
   const base = {
     cluster,
-    redis: sandbox.redis ? { url: sandbox.redis.url } : {},
+    redis: sandbox.redisTarget ?? {},
     nodes: sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: n.port, priority: i })),
     database: { user: 'postgres', connectTimeoutMs: 1_000, statementTimeoutMs: 1_500 },
     monitor: { probeIntervalMs: 250, heartbeatMs: 1_000, leader: { leaseTtlMs: 2_000 }, http: { port: 0 } },
@@ -44,22 +44,50 @@ export async function startMonitor(sandbox: Sandbox, overrides: Record<string, u
   return Object.assign(monitor, { [Symbol.asyncDispose]: () => monitor.close() });
 }
 
+/**
+ * Every event in a cluster's stream (`…:stream`, the audit copy of the
+ * channel), oldest first, verified with `key`: what a subscriber that was
+ * disconnected (a Redis failover) missed is there. `redisAt` as for {@link BusRecorder.start}.
+ */
+export async function streamEvents(redisAt: string | RedisOptions | { cluster: { host: string; port: number }[] }, cluster = 'main', key?: string): Promise<BusEvent[]> {
+  const redis = typeof redisAt === 'string' ? new Redis(redisAt) : 'cluster' in redisAt ? new Cluster(redisAt.cluster) : new Redis(redisAt);
+  redis.on('error', () => {});
+  try {
+    const entries = (await redis.xrange(busKeys(cluster).stream, '-', '+')) as [string, string[]][];
+    return entries.flatMap(([, fields]) => {
+      const parsed = parseEvent(fields[fields.indexOf('event') + 1] ?? '', { cluster, key });
+      return parsed.ok ? [parsed.event] : [];
+    });
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
+}
+
 /** Records every event on a cluster's bus, checks their order, and waits for ones it needs. */
 export class BusRecorder {
   readonly events: BusEvent[] = [];
   readonly rejected: string[] = [];
   /** Events that arrived out of (term, seq) order: must stay empty. */
   readonly outOfOrder: BusEvent[] = [];
-  readonly #redis: Redis;
+  readonly #redis: Redis | Cluster;
   #waiters: { match: (e: BusEvent) => boolean; resolve: (e: BusEvent) => void }[] = [];
 
-  private constructor(redis: Redis) {
+  private constructor(redis: Redis | Cluster) {
     this.#redis = redis;
   }
 
-  /** `redis`: a URL, or ioredis options (a TLS sandbox's `redis.connectOptions`). */
-  static async start(redisAt: string | RedisOptions, cluster = 'main', key?: string): Promise<BusRecorder> {
-    const redis = typeof redisAt === 'string' ? new Redis(redisAt, { maxRetriesPerRequest: null }) : new Redis({ ...redisAt, maxRetriesPerRequest: null });
+  /**
+   * `redis`: a URL, ioredis options (a TLS sandbox's `redis.connectOptions`,
+   * a Sentinel group's `target`), or a Cluster's `target` (`{ cluster }`).
+   */
+  static async start(redisAt: string | RedisOptions | { cluster: { host: string; port: number }[] }, cluster = 'main', key?: string): Promise<BusRecorder> {
+    const redis =
+      typeof redisAt === 'string'
+        ? new Redis(redisAt, { maxRetriesPerRequest: null })
+        : 'cluster' in redisAt
+          ? new Cluster(redisAt.cluster, { redisOptions: { maxRetriesPerRequest: null } })
+          : // Back soon after a Sentinel failover (pub/sub is at-most-once: what it misses meanwhile is in the stream, see streamEvents).
+            new Redis({ retryStrategy: () => 100, ...redisAt, maxRetriesPerRequest: null });
     redis.on('error', () => {});
     const recorder = new BusRecorder(redis);
     redis.on('message', (_channel: string, message: string) => {
@@ -106,6 +134,7 @@ export class BusRecorder {
   }
 
   async close(): Promise<void> {
-    await this.#redis.quit().catch(() => this.#redis.disconnect());
+    // Not QUIT: with Redis away it would wait for a reconnection that may never come.
+    this.#redis.disconnect();
   }
 }

@@ -6,7 +6,7 @@ import type { Sandbox } from '@pgreplica/sandbox';
 export async function startRouter(sandbox: Sandbox, options: Partial<RouterOptions> = {}): Promise<Router> {
   const router = createRouter({
     cluster: 'main',
-    redis: sandbox.redis!.url,
+    redis: sandbox.redis?.url ?? sandbox.redisSentinel?.target,
     connection: { user: 'postgres', password: sandbox.primary.connectionConfig.password as string, database: 'postgres' },
     staleAfterMs: 3_000,
     ...options,
@@ -31,15 +31,16 @@ export function portMap(sandbox: Sandbox): Map<number, string> {
 }
 
 /**
- * `concurrency` loops writing `INSERT INTO ledger (id)` through the router,
+ * `concurrency` loops writing `INSERT INTO ledger (id)` through the router
+ * (ids from `firstId` on: a second loop on the same table starts past the first's),
  * recording each acknowledged id with the node that took it, and each failure.
  */
-export function writeLoop(db: Router, sandbox: Sandbox, concurrency = 1) {
+export function writeLoop(db: Router, sandbox: Sandbox, concurrency = 1, firstId = 1) {
   const ports = portMap(sandbox);
   const acked: { id: number; node: string; at: number }[] = [];
   const failures: string[] = [];
   let running = true;
-  let next = 0;
+  let next = firstId - 1;
   const loops = Array.from({ length: concurrency }, async () => {
     while (running) {
       const id = ++next;
@@ -48,6 +49,8 @@ export function writeLoop(db: Router, sandbox: Sandbox, concurrency = 1) {
         acked.push({ id, node: ports.get(rows[0]!.port)!, at: Date.now() });
       } catch (err) {
         failures.push((err as Error).message);
+        // A write that fails without I/O must not starve the event loop (timers, the test's own waits).
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
   });

@@ -5,6 +5,26 @@ import { isAlive, processTree, type Sandbox, startSandbox } from '@pgreplica/san
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { eventually } from './helpers.js';
 
+/** Spawns a fixture that starts a sandbox and prints a JSON line; resolves with it. The owner is killed when the test ends. */
+async function startOwner<T>(fixture: string, args: string[] = []): Promise<{ owner: ReturnType<typeof spawn>; info: T }> {
+  const owner = spawn(process.execPath, [fileURLToPath(new URL(`./fixtures/${fixture}`, import.meta.url)), ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Whatever happens below, the owner does not outlive the test (its reaper then cleans up).
+  onTestFinished(() => {
+    owner.kill('SIGKILL');
+  });
+  let output = '';
+  owner.stdout!.setEncoding('utf8');
+  const info = await new Promise<T>((resolve, reject) => {
+    owner.stdout!.on('data', (chunk: string) => {
+      output += chunk;
+      const line = output.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve(JSON.parse(line) as T);
+    });
+    owner.on('exit', (code) => reject(new Error(`owner exited early (${code}): ${output}`)));
+  });
+  return { owner, info };
+}
+
 /** Every server pid of a sandbox: each postmaster with all its children, and Redis. */
 function serverPids(sandbox: Sandbox): number[] {
   const pids = sandbox.nodes.flatMap((n) => (n.pid === undefined ? [] : processTree(n.pid)));
@@ -42,28 +62,23 @@ describe('sandbox teardown', () => {
   });
 
   it('a killed owner process leaves no server behind (the reaper cleans up)', async () => {
-    const script = fileURLToPath(new URL('./fixtures/owner.mjs', import.meta.url));
-    const owner = spawn(process.execPath, [script], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    // Whatever happens below, the owner does not outlive the test (its reaper then cleans up).
-    onTestFinished(() => {
-      owner.kill('SIGKILL');
-    });
-    let output = '';
-    owner.stdout.setEncoding('utf8');
-    const info = await new Promise<{ baseDir: string; pids: number[]; servers: number[]; reaper: number }>((resolve, reject) => {
-      owner.stdout.on('data', (chunk: string) => {
-        output += chunk;
-        const line = output.split('\n').find((l) => l.startsWith('{'));
-        if (line) resolve(JSON.parse(line));
-      });
-      owner.on('exit', (code) => reject(new Error(`owner exited early (${code}): ${output}`)));
-    });
+    const { owner, info } = await startOwner<{ baseDir: string; pids: number[]; servers: number[]; reaper: number }>('owner.mjs');
     expect(info.pids.length).toBeGreaterThan(4);
     // Postmasters and Redis run (a backend in the tree may come and go on its own).
     expect(info.servers).toHaveLength(3);
     expect(info.servers.every(isAlive)).toBe(true);
+
+    owner.kill('SIGKILL');
+
+    await eventually(() => info.pids.every((pid) => !isAlive(pid)) && !existsSync(info.baseDir), 20_000, 'reaper cleanup');
+    await eventually(() => !isAlive(info.reaper), 5_000, 'reaper exit');
+  });
+
+  it.each(['sentinel', 'cluster'] as const)('a killed owner of a Redis %s leaves no Redis behind, one restarted since the start included', async (kind) => {
+    const { owner, info } = await startOwner<{ baseDir: string; pids: number[]; redis: number[]; reaper: number }>('owner-redis.mjs', [kind]);
+    // Sentinel: a master, a replica, three sentinels; Cluster: three primaries and their replicas.
+    expect(info.redis).toHaveLength(kind === 'sentinel' ? 5 : 6);
+    expect(info.redis.every(isAlive)).toBe(true);
 
     owner.kill('SIGKILL');
 

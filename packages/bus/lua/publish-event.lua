@@ -12,6 +12,11 @@ if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0, 0} en
 local term = tonumber(redis.call('GET', KEYS[4]) or '0') or 0
 local current = tonumber(redis.call('GET', KEYS[5]) or '0') or 0
 if ARGV[1] == '' and term ~= tonumber(ARGV[6]) then return {-1, 1, term} end
+-- The leader's term is not Redis's, or it expects a seq past the counter:
+-- Redis lost what it wrote (a failover to a replica that was behind). Never
+-- reuse those seqs: not the leader now; its next renewal fails and it takes
+-- a new term.
+if ARGV[1] ~= '' and (term ~= tonumber(ARGV[6]) or tonumber(ARGV[7]) > current + 1) then return {0, 0} end
 if tonumber(ARGV[7]) ~= current + 1 then return {-1, current + 1, term} end
 redis.call('SET', KEYS[5], ARGV[7], 'PX', 86400000)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'event', ARGV[3])

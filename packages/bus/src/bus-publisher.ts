@@ -63,6 +63,11 @@ export class BusPublisher {
     this.#fenced = options.fenced ?? true;
   }
 
+  /** Seq of the last event this publisher published in its term (0: none yet); the lease's renewal checks Redis still has it. */
+  get lastSeq(): number {
+    return this.#nextSeq - 1;
+  }
+
   /** Starts a new term (after winning the lease). */
   setTerm(term: number): void {
     if (term !== this.#term) this.#nextSeq = 1;

@@ -11,27 +11,38 @@ export interface LeaseState {
   changed: boolean;
 }
 
+/** How long a new lease waits for Redis replicas to acknowledge it (`WAIT`) with {@link LeaderLease} `ackReplicas`. */
+export const LEASE_ACK_TIMEOUT_MS = 1_000;
+
 /**
  * A Redis lease electing the one monitor that publishes and enqueues. The
  * holder renews it every tick; when it stops (crash, partition), the key
  * expires after `ttlMs` and another instance takes it, bumping the term.
  * A tick that cannot reach Redis counts as losing the lease: better silent
- * than two publishers.
+ * than two publishers. A renewal also checks that Redis still holds the
+ * holder's term and events (a failover to a Redis replica that was behind
+ * loses them): if not, the holder takes a new term. With `ackReplicas`, a
+ * new term counts only once that many of the master's connected Redis
+ * replicas have it (`WAIT`), so a term lost with a failed Redis master was
+ * never used.
  */
 export class LeaderLease {
   readonly #redis: Redis | Cluster;
   readonly #keys: BusKeys;
   readonly #instanceId: string;
   readonly #ttlMs: number;
+  readonly #ackReplicas: number;
   #leader = false;
   #term = 0;
   #highestSeen = 0;
 
-  constructor(redis: Redis | Cluster, keys: BusKeys, instanceId: string, ttlMs: number) {
+  /** @param ackReplicas Redis replicas that must acknowledge a new term before it is used (0: none). */
+  constructor(redis: Redis | Cluster, keys: BusKeys, instanceId: string, ttlMs: number, ackReplicas = 0) {
     this.#redis = redis;
     this.#keys = keys;
     this.#instanceId = instanceId;
     this.#ttlMs = ttlMs;
+    this.#ackReplicas = ackReplicas;
   }
 
   get isLeader(): boolean {
@@ -50,31 +61,63 @@ export class LeaderLease {
   /**
    * Renews or tries to acquire the lease. Never throws. With `mayLead` false
    * (this instance reaches no PostgreSQL node while another does), gives the
-   * lease up, or does not try to take it.
+   * lease up, or does not try to take it. `lastSeq` is the seq of the last
+   * event this instance published in its term (the renewal checks Redis
+   * still has it). `changed` is also true when the term changed.
    */
-  async tick(mayLead = true): Promise<LeaseState> {
+  async tick(mayLead = true, lastSeq = 0): Promise<LeaseState> {
     const was = this.#leader;
+    const wasTerm = this.#term;
     if (!mayLead) {
       await this.release();
       return { leader: false, term: 0, changed: was };
     }
     try {
       if (this.#leader) {
-        this.#leader = (await runScript(this.#redis, 'lease-renew', [this.#keys.leader], [this.#instanceId, this.#ttlMs])) === 1;
+        const keys = [this.#keys.leader, this.#keys.term, this.#keys.seq(this.#term)];
+        this.#leader = (await runScript(this.#redis, 'lease-renew', keys, [this.#instanceId, this.#ttlMs, this.#term, lastSeq])) === 1;
       }
       if (!this.#leader) {
         const term = Number(await runScript(this.#redis, 'lease-acquire', [this.#keys.leader, this.#keys.term], [this.#instanceId, this.#ttlMs, this.#highestSeen + 1]));
         if (term > 0) {
-          this.#leader = true;
-          this.#term = term;
           this.observeTerm(term);
+          if (await this.#acknowledged()) {
+            this.#leader = true;
+            this.#term = term;
+          } else {
+            // Not on enough replicas: a Redis failover now could hand this term to another monitor. Try again next tick.
+            await runScript(this.#redis, 'owner-release', [this.#keys.leader], [this.#instanceId]);
+          }
         }
       }
     } catch {
       this.#leader = false;
     }
     if (!this.#leader) this.#term = 0;
-    return { leader: this.#leader, term: this.#term, changed: was !== this.#leader };
+    return { leader: this.#leader, term: this.#term, changed: was !== this.#leader || wasTerm !== this.#term };
+  }
+
+  /**
+   * Whether `ackReplicas` Redis replicas — at most as many as the master has
+   * connected — have the lease just taken (`WAIT`). A master with no replica
+   * connected is not waited for: a failover could only promote a replica
+   * already behind, and waiting would keep every monitor from leading (so no
+   * automatic failover) for as long as Redis runs without one
+   * (`min-replicas-to-write` covers that case). Both commands go with a key,
+   * so a Cluster sends them to the key's node.
+   */
+  async #acknowledged(): Promise<boolean> {
+    if (this.#ackReplicas === 0) return true;
+    const info = await this.#redis.pipeline().pttl(this.#keys.leader).info('replication').exec();
+    const [infoErr, text] = info?.[1] ?? [new Error('no reply to INFO'), ''];
+    if (infoErr) throw infoErr;
+    const connected = Number(/^connected_slaves:(\d+)/m.exec(String(text))?.[1] ?? 0);
+    const needed = Math.min(this.#ackReplicas, connected);
+    if (needed === 0) return true;
+    const replies = await this.#redis.pipeline().pttl(this.#keys.leader).wait(needed, LEASE_ACK_TIMEOUT_MS).exec();
+    const [err, acked] = replies?.[1] ?? [new Error('no reply to WAIT'), 0];
+    if (err) throw err;
+    return Number(acked) >= needed;
   }
 
   /**

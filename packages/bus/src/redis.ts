@@ -74,8 +74,10 @@ export function connectRedis(target: RedisTarget, role: RedisRole, connectionNam
  */
 export function duplicateFor(redis: Redis | Cluster, role: RedisRole): Redis | Cluster {
   const { maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry } = redisOptions(role, '');
-  const options = { maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry };
-  return redis instanceof Cluster ? redis.duplicate(undefined, { redisOptions: options, clusterRetryStrategy: retry }) : redis.duplicate(options);
+  // A Cluster queues and retries at its own level (a node's retryStrategy and offline queue are the Cluster's to set).
+  return redis instanceof Cluster
+    ? redis.duplicate(undefined, { enableOfflineQueue, clusterRetryStrategy: retry, redisOptions: { maxRetriesPerRequest } })
+    : redis.duplicate({ maxRetriesPerRequest, enableOfflineQueue, retryStrategy: retry });
 }
 
 /**
@@ -95,7 +97,31 @@ export function connectServiceRedis(
   return { command, bullmq };
 }
 
-/** Closes connections politely (QUIT), or at once when that fails. Never throws. */
+/** How long {@link closeRedis} waits for QUIT before dropping the connection. */
+export const QUIT_TIMEOUT_MS = 2_000;
+
+/**
+ * Closes connections politely (QUIT), or at once when that fails, takes
+ * longer than {@link QUIT_TIMEOUT_MS}, or the connection is not ready: with
+ * Redis away (restarting, failing over), QUIT would wait in the offline
+ * queue of a connection that retries forever. Never throws.
+ */
 export async function closeRedis(...connections: (Redis | Cluster | undefined)[]): Promise<void> {
-  await Promise.all(connections.map((c) => c?.quit().catch(() => c.disconnect())));
+  await Promise.all(
+    connections.map(async (c) => {
+      if (!c) return;
+      if (c.status !== 'ready') {
+        c.disconnect();
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, QUIT_TIMEOUT_MS);
+        timer.unref();
+      });
+      await Promise.race([c.quit().then(() => undefined, () => undefined), timeout]);
+      clearTimeout(timer);
+      c.disconnect();
+    }),
+  );
 }

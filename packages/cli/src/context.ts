@@ -62,7 +62,7 @@ export async function withCtx<T>(configPath: string | undefined, json: boolean, 
   } catch (err) {
     redis.disconnect();
     const cause = connectionError ?? (err as Error);
-    const where = 'url' in config.redis ? config.redis.url.replace(/\/\/[^@/]*@/, '//***@') : 'the configured Redis';
+    const where = describeRedis(config.redis);
     if (isCertificateError(cause)) {
       throw new CliError(3, `Redis at ${where} presented a certificate that does not verify (${cause.message}); check redis.tls.caFile and redis.tls.servername`);
     }
@@ -73,6 +73,14 @@ export async function withCtx<T>(configPath: string | undefined, json: boolean, 
   } finally {
     redis.disconnect();
   }
+}
+
+/** Where the config says Redis is, for an error message: the URL without its password, the Sentinel master and its sentinels, or the Cluster's seeds. */
+export function describeRedis(redis: Config['redis']): string {
+  const list = (nodes: { host: string; port: number }[]) => nodes.map((n) => `${n.host}:${n.port}`).join(', ');
+  if ('url' in redis) return redis.url.replace(/\/\/[^@/]*@/, '//***@');
+  if ('sentinels' in redis) return `the master "${redis.name}" of sentinels ${list(redis.sentinels)}`;
+  return `Cluster nodes ${list(redis.cluster)}`;
 }
 
 /** Whether `err` is Node's refusal of a server certificate (unknown CA, expired, wrong host name…). */

@@ -131,6 +131,15 @@ const monitorSection = z
           .min(1_000)
           .default(5_000)
           .describe('Lease of the monitor that publishes; a standby takes over when it expires. At least 1000 and twice probeIntervalMs.'),
+        ackReplicas: z
+          .number()
+          .int()
+          .min(0)
+          .max(5)
+          .default(0)
+          .describe(
+            "Redis replicas that must hold a new lease and term (`WAIT`, up to 1 s) before the monitor publishes under it; at most the replicas the Redis master has connected (none connected: no wait). With Sentinel or Cluster, 1: a term lost with a failed Redis master was never used, so no other monitor can reuse it (docs/operations.md, Redis Sentinel and Cluster). 0: no wait.",
+          ),
       })
       .prefault({})
       .describe('Leader election among monitor instances (a Redis lease).'),

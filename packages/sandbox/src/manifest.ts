@@ -13,6 +13,8 @@ export interface SandboxManifest {
   ownerPid: number;
   postgres: { id: string; dataDir: string }[];
   redis: { pid: number; port: number } | null;
+  /** The redis-server processes of a Sentinel group or a Cluster (data servers and sentinels), by port; the pid of the latest start. */
+  redisServers?: { pid: number; port: number }[];
   /**
    * Other processes that belong to the sandbox (the monitor and worker `npm
    * start` runs), each the leader of its own process group; `marker` is part
@@ -40,6 +42,19 @@ export function readManifest(baseDir: string): SandboxManifest | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Records the pid a redis-server of the sandbox runs as (after every start:
+ * a restarted server has a new one), so the reaper stops it. `port` names it:
+ * `single` is the sandbox's one server (`redis`), else one of `redisServers`.
+ */
+export function recordRedisPid(baseDir: string, port: number, pid: number, single = false): void {
+  const manifest = readManifest(baseDir);
+  if (!manifest) return;
+  if (single) manifest.redis = { pid, port };
+  else manifest.redisServers = [...(manifest.redisServers ?? []).filter((r) => r.port !== port), { pid, port }];
+  writeManifest(manifest);
 }
 
 /** Pid of the postmaster of `dataDir` if one runs there (checked against its command line, against pid reuse). */
@@ -74,8 +89,9 @@ export async function destroySandbox(baseDir: string): Promise<void> {
     if (!isAlive(proc.pid) || !commandLine(proc.pid).includes(proc.marker)) continue;
     killed.push(...signalTree(proc.pid, 'SIGKILL'));
   }
-  const redis = manifest?.redis;
-  if (redis && isAlive(redis.pid) && commandLine(redis.pid).includes(`:${redis.port}`)) {
+  // redis-server names itself `redis-server 127.0.0.1:<port>` (sentinels and cluster nodes too): checked against pid reuse.
+  for (const redis of [...(manifest?.redis ? [manifest.redis] : []), ...(manifest?.redisServers ?? [])]) {
+    if (!isAlive(redis.pid) || !commandLine(redis.pid).includes(`:${redis.port}`)) continue;
     process.kill(redis.pid, 'SIGCONT');
     process.kill(redis.pid, 'SIGKILL');
     killed.push(redis.pid);

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { SandboxError } from './errors.js';
+import { redisCall, type RespValue } from './redis-call.js';
 import { isAlive, waitForExit } from './process-tree.js';
 
 /** TLS and ACL of a sandbox redis-server ({@link RedisServer}). */
@@ -15,6 +16,16 @@ export interface RedisServerSecurity {
    * after `on >password`, e.g. `~app:* &app:* +@read`.
    */
   user?: { name: string; password: string; rules: string };
+}
+
+/** How a {@link RedisServer} runs besides its address: part of a Sentinel group or a Cluster. */
+export interface RedisServerMode {
+  /** More `redis.conf` lines (`replicaof …`, `cluster-enabled yes`, `sentinel monitor …`). */
+  config?: readonly string[];
+  /** Run as a sentinel (`redis-server sentinel.conf --sentinel`), not a data server. @default false */
+  sentinel?: boolean;
+  /** Called with the pid after every start, so the sandbox's manifest names the process the reaper must stop. */
+  onStart?: (pid: number) => void;
 }
 
 /**
@@ -60,11 +71,13 @@ export class RedisServer {
   readonly caFile: string | null;
   readonly #binary: string;
   readonly #security: RedisServerSecurity;
+  readonly #mode: RedisServerMode;
   #child: ChildProcess | undefined;
   #pid: number | undefined;
 
-  constructor(binary: string, port: number, dir: string, logFile: string, security: RedisServerSecurity = {}) {
+  constructor(binary: string, port: number, dir: string, logFile: string, security: RedisServerSecurity = {}, mode: RedisServerMode = {}) {
     this.#binary = binary;
+    this.#mode = mode;
     this.port = port;
     this.dir = dir;
     this.logFile = logFile;
@@ -108,16 +121,20 @@ export class RedisServer {
    */
   #arguments(): string[] {
     const { tls, user } = this.#security;
-    const lines = [`bind ${this.host}`, 'save ""', 'appendonly no', `dir ${this.dir}`, 'daemonize no', 'protected-mode yes'];
+    const sentinel = this.#mode.sentinel === true;
+    const path = join(this.dir, sentinel ? 'sentinel.conf' : 'redis.conf');
+    // A sentinel rewrites its own file with what it learnt (the current master, the other sentinels): a restart keeps it.
+    if (sentinel && existsSync(path)) return [path, '--sentinel'];
+    const lines = [`bind ${this.host}`, ...(sentinel ? [] : ['save ""', 'appendonly no']), `dir ${this.dir}`, 'daemonize no', 'protected-mode yes'];
     if (tls) {
       lines.push('port 0', `tls-port ${this.port}`, `tls-cert-file ${tls.certFile}`, `tls-key-file ${tls.keyFile}`, `tls-ca-cert-file ${tls.caFile}`, 'tls-auth-clients no');
     } else {
       lines.push(`port ${this.port}`);
     }
     if (user) lines.push('user default off resetkeys resetchannels -@all', `user ${user.name} reset on >${user.password} ${user.rules}`);
-    const path = join(this.dir, 'redis.conf');
+    lines.push(...(this.#mode.config ?? []));
     writeFileSync(path, `${lines.join('\n')}\n`, { mode: 0o600 });
-    return [path];
+    return sentinel ? [path, '--sentinel'] : [path];
   }
 
   /** Pid of the server, or undefined when it is not running. */
@@ -142,6 +159,7 @@ export class RedisServer {
     this.#child.unref();
     this.#child.on('error', () => {});
     this.#pid = this.#child.pid;
+    if (this.#pid !== undefined) this.#mode.onStart?.(this.#pid);
     const user = this.#security.user;
     const ping = user ? [`AUTH ${user.name} ${user.password}`, 'PING'] : ['PING'];
     const ca = this.caFile ? readFileSync(this.caFile, 'utf8') : undefined;
@@ -156,6 +174,15 @@ export class RedisServer {
       if (Date.now() > deadline) throw new SandboxError('timeout', `redis-server did not answer PING within 15 s; see ${this.logFile}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
+  }
+
+  /**
+   * Sends one command and resolves with its reply: plain TCP without AUTH
+   * (the sandbox's Sentinel and Cluster servers), not for a TLS server.
+   * @throws RedisReplyError for an error reply
+   */
+  call(...args: (string | number)[]): Promise<RespValue> {
+    return redisCall(this.port, args);
   }
 
   /** Stops the server (SIGTERM, then SIGKILL after 10 s). */

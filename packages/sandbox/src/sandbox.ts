@@ -16,10 +16,12 @@ import { fileURLToPath } from 'node:url';
 import { findBinaries, type Binaries } from './binaries.js';
 import { SandboxError } from './errors.js';
 import { resolveServerUser, runCommand } from './exec.js';
-import { destroySandbox, readManifest, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
+import { destroySandbox, readManifest, recordRedisPid, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
 import { libpqTlsEnv, type NodeContext, type NodeTls, PostgresNode, slotNameOf, type StopMode } from './postgres-node.js';
 import { freePort } from './ports.js';
+import { type RedisClusterGroup, type RedisClusterOptions, startRedisClusterGroup } from './redis-cluster.js';
 import { RedisServer } from './redis-server.js';
+import { type RedisSentinelGroup, type RedisSentinelOptions, startRedisSentinelGroup } from './redis-sentinel.js';
 import { createCertificateAuthority, issueServerCertificate } from './tls.js';
 
 /** Options of {@link startSandbox}. */
@@ -36,10 +38,19 @@ export interface SandboxOptions {
    */
   nodeIds?: string[];
   /**
-   * Start a redis-server too.
+   * Start Redis too: `true` one redis-server ({@link Sandbox.redis});
+   * `'sentinel'` a master, a replica and three sentinels
+   * ({@link Sandbox.redisSentinel}, see `redisSentinel`); `'cluster'` a Redis
+   * Cluster of three primaries with a replica each ({@link Sandbox.redisCluster},
+   * see `redisCluster`). Sentinel and Cluster are plain TCP, without `tls`.
+   * {@link Sandbox.redisTarget} is pgreplica's `redis` config for any of them.
    * @default true
    */
-  redis?: boolean;
+  redis?: boolean | 'sentinel' | 'cluster';
+  /** The Sentinel group of `redis: 'sentinel'`. @default DEFAULT_REDIS_SENTINEL_OPTIONS */
+  redisSentinel?: RedisSentinelOptions;
+  /** The Cluster of `redis: 'cluster'`. @default DEFAULT_REDIS_CLUSTER_OPTIONS */
+  redisCluster?: RedisClusterOptions;
   /**
    * Directory the sandbox directory is created in.
    * @default os.tmpdir()
@@ -164,7 +175,12 @@ export class Sandbox {
   readonly binaries: Binaries;
   readonly primary: PostgresNode;
   readonly replicas: readonly PostgresNode[];
+  /** The one redis-server of `redis: true`; null with Sentinel, Cluster or no Redis. */
   readonly redis: RedisServer | null;
+  /** The master, replica and sentinels of `redis: 'sentinel'`; null otherwise. */
+  readonly redisSentinel: RedisSentinelGroup | null;
+  /** The Redis Cluster of `redis: 'cluster'`; null otherwise. */
+  readonly redisCluster: RedisClusterGroup | null;
   /** Replication role; its password is needed to seed more replicas by hand. */
   readonly replicationUser: { name: string; password: string };
   /**
@@ -184,6 +200,8 @@ export class Sandbox {
     primary: PostgresNode;
     replicas: PostgresNode[];
     redis: RedisServer | null;
+    redisSentinel?: RedisSentinelGroup | null;
+    redisCluster?: RedisClusterGroup | null;
     replicationUser: { name: string; password: string };
     reaper: ChildProcess;
     ctx: NodeContext;
@@ -193,6 +211,8 @@ export class Sandbox {
     this.primary = init.primary;
     this.replicas = init.replicas;
     this.redis = init.redis;
+    this.redisSentinel = init.redisSentinel ?? null;
+    this.redisCluster = init.redisCluster ?? null;
     this.replicationUser = init.replicationUser;
     this.tls = init.ctx.tls ? { caFile: init.ctx.tls.caFile, ca: readFileSync(init.ctx.tls.caFile, 'utf8') } : null;
     this.#reaper = init.reaper;
@@ -222,6 +242,17 @@ export class Sandbox {
     };
     writeFileSync(path, JSON.stringify(state), { mode: 0o600 });
     return path;
+  }
+
+  /**
+   * pgreplica's `redis` config for the sandbox's Redis, whichever kind:
+   * `{ url }` (with `tls`), `{ sentinels, name }` or `{ cluster }`; null without Redis.
+   */
+  get redisTarget(): { url: string; tls?: { caFile: string } } | { sentinels: { host: string; port: number }[]; name: string } | { cluster: { host: string; port: number }[] } | null {
+    if (this.redisSentinel) return this.redisSentinel.target;
+    if (this.redisCluster) return this.redisCluster.target;
+    if (!this.redis) return null;
+    return this.redis.caFile ? { url: this.redis.url, tls: { caFile: this.redis.caFile } } : { url: this.redis.url };
   }
 
   /** Every PostgreSQL node, primary first. */
@@ -308,8 +339,11 @@ export class Sandbox {
   stop(mode: StopMode = 'fast'): Promise<void> {
     this.#stopping ??= (async () => {
       const errors: unknown[] = [];
+      const groups = async () => {
+        errors.push(...(await this.redisSentinel?.stop() ?? []), ...(await this.redisCluster?.stop() ?? []));
+      };
       await Promise.all(
-        [...this.nodes.map((n) => () => n.stop(mode)), ...(this.redis ? [() => this.redis!.stop()] : [])].map((step) =>
+        [...this.nodes.map((n) => () => n.stop(mode)), ...(this.redis ? [() => this.redis!.stop()] : []), groups].map((step) =>
           step().catch((err: unknown) => errors.push(err)),
         ),
       );
@@ -361,6 +395,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   }
   const replicationUserName = options.replicationUser ?? DEFAULT_SANDBOX_OPTIONS.replicationUser;
   const tls = options.tls ?? DEFAULT_SANDBOX_OPTIONS.tls;
+  const redisKind = options.redis ?? DEFAULT_SANDBOX_OPTIONS.redis;
+  if (redisKind !== true && redisKind !== false && redisKind !== 'sentinel' && redisKind !== 'cluster') {
+    throw new SandboxError('invalid-option', `redis must be true, false, 'sentinel' or 'cluster', got ${JSON.stringify(redisKind)}`);
+  }
+  if (tls && (redisKind === 'sentinel' || redisKind === 'cluster')) {
+    throw new SandboxError('invalid-option', `redis: '${redisKind}' runs without TLS: drop tls, or use redis: true`);
+  }
   const cluster = options.cluster ?? DEFAULT_SANDBOX_OPTIONS.cluster;
   if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(cluster)) {
     throw new SandboxError('invalid-option', `cluster must be 1-63 letters, digits, "_", "." or "-", got ${JSON.stringify(cluster)}`);
@@ -496,7 +537,20 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
     // --- redis ---
     let redis: RedisServer | null = null;
-    if (options.redis ?? DEFAULT_SANDBOX_OPTIONS.redis) {
+    let redisSentinel: RedisSentinelGroup | null = null;
+    let redisCluster: RedisClusterGroup | null = null;
+    const record = (port: number, pid: number) => recordRedisPid(baseDir, port, pid);
+    if (redisKind === 'sentinel') {
+      const redisDir = join(baseDir, 'redis');
+      mkdirSync(redisDir, { mode: 0o700 });
+      log('start a Redis master, its replica and three sentinels');
+      redisSentinel = await startRedisSentinelGroup(binaries.redisServer, redisDir, logDir, options.redisSentinel ?? {}, record);
+    } else if (redisKind === 'cluster') {
+      const redisDir = join(baseDir, 'redis');
+      mkdirSync(redisDir, { mode: 0o700 });
+      log('start a Redis Cluster');
+      redisCluster = await startRedisClusterGroup(binaries.redisServer, redisDir, logDir, options.redisCluster ?? {}, record);
+    } else if (redisKind) {
       const redisDir = join(baseDir, 'redis');
       mkdirSync(redisDir, { mode: 0o700 });
       const security = nodeTls
@@ -505,14 +559,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
             user: { name: SANDBOX_REDIS_USER, password: password(), rules: sandboxRedisAcl(cluster) },
           }
         : {};
-      redis = new RedisServer(binaries.redisServer, await freePort(), redisDir, join(logDir, 'redis.log'), security);
+      const port = await freePort();
+      // Every start records the pid (a restarted server has a new one), so the reaper stops the one that runs.
+      redis = new RedisServer(binaries.redisServer, port, redisDir, join(logDir, 'redis.log'), security, { onStart: (pid) => recordRedisPid(baseDir, port, pid, true) });
       log(`start redis on port ${redis.port}`);
       await redis.start();
-      manifest.redis = { pid: redis.pid!, port: redis.port };
-      writeManifest(manifest);
     }
 
-    const sandbox = new Sandbox({ baseDir, binaries, primary, replicas, redis, replicationUser, reaper, ctx });
+    const sandbox = new Sandbox({ baseDir, binaries, primary, replicas, redis, redisSentinel, redisCluster, replicationUser, reaper, ctx });
     await sandbox.waitForStreaming();
     return sandbox;
   }

@@ -53,6 +53,9 @@ export class Monitor {
   #lastSnapshotAt = 0;
   #needSnapshot = true;
   #warnedSlotKeepSize = false;
+  /** The highest term this instance kept as the floor in the primary's database (written once per term, retried until it is). */
+  #termFloorKept = 0;
+  #termFloorWarned = 0;
 
   constructor(config: Config, logger: Logger) {
     this.config = config;
@@ -98,7 +101,7 @@ export class Monitor {
       this.#logger.info('redis connection ready');
     });
     this.#queue = new RemediationQueue(this.#bullRedis, this.keys.queuePrefix, this.#logger, this.metrics, this.config.busKey);
-    this.#lease = new LeaderLease(this.#redis, this.keys, this.config.instanceId, this.config.monitor.leader.leaseTtlMs);
+    this.#lease = new LeaderLease(this.#redis, this.keys, this.config.instanceId, this.config.monitor.leader.leaseTtlMs, this.config.monitor.leader.ackReplicas);
     this.#publisher = new BusPublisher({
       redis: this.#redis,
       keys: this.keys,
@@ -176,8 +179,8 @@ export class Monitor {
       }
     }
     const probes = this.#fleet.results(now.getTime());
-    // Terms never go backwards, even when Redis restarts empty: the nodes keep a floor. It is
-    // read before the lease is taken, so the term taken from an empty Redis is above it.
+    // Terms never go backwards, even when Redis restarts empty or fails over to a
+    // replica that was behind: the nodes keep a floor, read before taking a term.
     for (const p of probes) if (p.ok && p.sample.termFloor !== null) this.#lease!.observeTerm(p.sample.termFloor);
     // A monitor cut off from every PostgreSQL node (but not from Redis) must not lead while another one sees them.
     const reached = probes.filter((p) => p.ok).length;
@@ -186,7 +189,7 @@ export class Monitor {
     if (!reachOk && this.#lease!.isLeader) this.#logger.warn({ reached }, 'this monitor reaches no PostgreSQL node and another one does: giving the lease up');
     // Nor is a lease taken before every node answered (or failed) once: the floor may be on any of them.
     const mayLead = reachOk && (this.#lease!.isLeader || probes.length === this.config.nodes.length);
-    const lease = redisUp ? await this.#lease!.tick(mayLead) : { leader: false, term: 0, changed: this.#lease!.isLeader };
+    const lease = redisUp ? await this.#lease!.tick(mayLead, this.#publisher!.lastSeq) : { leader: false, term: 0, changed: this.#lease!.isLeader };
     if (!redisUp && this.#lease!.isLeader) await this.#lease!.release();
     if (lease.changed) {
       this.#logger.info({ leader: lease.leader, term: lease.term }, lease.leader ? 'took the lease: publishing' : 'lost the lease: silent');
@@ -199,7 +202,7 @@ export class Monitor {
     const { authority, epochChanged } = this.#authority!.resolve(probes, this.#topology);
     if (epochChanged) this.#needSnapshot = true;
     const round = this.#fleet.assessor.assess(probes, authority, now);
-    if (lease.leader) await this.#settleAuthority(lease.changed ? lease.term : null);
+    if (lease.leader) await this.#settleAuthority(lease.term > this.#termFloorKept ? lease.term : null);
     this.#checkSlotKeepSize(round);
 
     const record = this.#authority!.record;
@@ -241,8 +244,10 @@ export class Monitor {
 
   /**
    * Leader only: records the first primary or repairs a bus behind the
-   * databases, and keeps the term floor in the primary's database when the
-   * term is new. Failures are logged and retried next round.
+   * databases, and keeps the term floor in the primary's database until it
+   * is kept for this term (the primary may be away when the term starts:
+   * the floor is what stops a monitor reusing a term a failed-over Redis
+   * lost). Failures are logged and retried next round.
    */
   async #settleAuthority(newTerm: number | null): Promise<void> {
     const exec = (nodeId: string, sql: string, params: unknown[]) => this.#fleet.execute(nodeId, sql, params);
@@ -253,7 +258,15 @@ export class Monitor {
     }
     const primaryId = this.#authority!.record?.primaryId;
     if (newTerm !== null && primaryId) {
-      await exec(primaryId, TERM_WRITE_QUERY, [newTerm]).catch((err: unknown) => this.#logger.warn({ err, term: newTerm }, 'cannot keep the term floor in the primary'));
+      try {
+        await exec(primaryId, TERM_WRITE_QUERY, [newTerm]);
+        this.#termFloorKept = newTerm;
+      } catch (err) {
+        // Once per term at warn level: it is retried every round.
+        const level = this.#termFloorWarned === newTerm ? 'debug' : 'warn';
+        this.#termFloorWarned = newTerm;
+        this.#logger[level]({ err, term: newTerm }, 'cannot keep the term floor in the primary (retried every round)');
+      }
     }
   }
 

@@ -121,7 +121,9 @@ export class RemediationWorker {
       maxStalledCount: 5,
       autorun: true,
     });
-    this.#worker.on('error', (err) => this.#logger.warn({ err }, 'worker error'));
+    // While Redis is away (restarting, failing over) BullMQ reports every reconnection attempt: the connection's
+    // own errors are logged at debug already, and what fails for good is reported where it matters.
+    this.#worker.on('error', (err) => this.#logger[this.#bullRedis?.status === 'ready' ? 'warn' : 'debug']({ err }, 'worker error'));
     this.#status = 'running';
     this.#logger.info({ cluster: this.config.cluster, http: `${host}:${this.#httpPort}` }, 'worker started');
   }
@@ -255,7 +257,11 @@ export class RemediationWorker {
           // BullMQ's close() waits for the running job but does not abort it:
           // cancel it so it stops at its next safe point (before a destructive step).
           ['cancel', async () => this.#worker?.cancelAllJobs('worker shutting down')],
-          ['worker', async () => this.#worker?.close()],
+          // With Redis away (restarting, failing over), BullMQ's close() waits for its
+          // blocking connection to end, and ioredis never ends a connection that
+          // waits to reconnect: it would wait forever. Nothing can finish without
+          // Redis anyway: close at once; a job cut short is re-delivered and resumes.
+          ['worker', async () => this.#worker?.close(this.#bullRedis?.status !== 'ready')],
           ['http', () => closeServer(this.#server)],
           ['redis', () => closeRedis(this.#redis, this.#bullRedis)],
         ],
