@@ -18,10 +18,11 @@ import { routerBench } from './benchmarks/router.js';
 import { routerFleet } from './benchmarks/router-fleet.js';
 import { routerReads, routerWrites } from './benchmarks/router-throughput.js';
 import { sandboxStartup } from './benchmarks/sandbox-startup.js';
+import { syncDurability } from './benchmarks/sync-durability.js';
 import type { Benchmark, Figure } from './types.js';
 
 /** Every benchmark, in the order they run. Later issues add theirs here. */
-const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, routerReads, routerWrites, ormReads, routerFleet, haproxyBench, failoverBench];
+const BENCHMARKS: readonly Benchmark[] = [sandboxStartup, replicationLag, monitorProbe, busFanout, routerBench, routerReads, routerWrites, ormReads, routerFleet, haproxyBench, failoverBench, syncDurability];
 
 const resultsDir = join(dirname(dirname(fileURLToPath(import.meta.url))), 'results');
 
