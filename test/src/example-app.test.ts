@@ -117,7 +117,7 @@ describe('example app: Express + Drizzle over the router', () => {
     running = false;
     await Promise.all(clients);
     process.stderr.write(`[example] ${requests} requests, ${failures.length} failed; reads served by ${[...readBy].join(', ')}\n`);
-    expect(failures).toEqual([]);
+    expect(failures, `the app said:\n${stderr.slice(-4000)}`).toEqual([]);
     expect(requests).toBeGreaterThan(100);
     expect([...readBy].some((n) => n === 'r1' || n === 'r2')).toBe(true);
   });

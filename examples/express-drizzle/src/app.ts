@@ -47,8 +47,11 @@ export function createApp(router: Router, db: PgreplicaDrizzle = pgreplicaDrizzl
     res.json(await db.select({ id: items.id, name: items.name }).from(items).orderBy(desc(items.id)).limit(20));
   });
 
-  app.use((err: Error, _req: Request, res: Response, _next: NextFunction) => {
-    res.status(503).json({ error: 'database unavailable', detail: err.message });
+  app.use((err: Error, req: Request, res: Response, _next: NextFunction) => {
+    // Drizzle wraps the driver's error ("Failed query: …"); the cause says what went wrong.
+    const cause = err.cause instanceof Error ? err.cause.message : undefined;
+    console.error(`${req.method} ${req.path}: ${err.message}${cause ? ` (cause: ${cause})` : ''}`);
+    res.status(503).json({ error: 'database unavailable', detail: cause ?? err.message });
   });
   return app;
 }

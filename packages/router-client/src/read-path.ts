@@ -166,13 +166,13 @@ export class ReadPath {
     this.#parts.metrics.countFallback(reason);
     // Availability fallbacks are budgeted; correctness ones (tokens, refusals, a stale bus) are not.
     const budgeted = reason === 'primary:no-replica' || reason === 'primary:lag' || reason === 'primary:replica-failed';
-    if (budgeted && !fallbackBudget.tryTake()) {
-      const waitMs = Math.min(this.#parts.fallbackBudgetWaitMs, fallbackBudget.msUntilNext());
-      if (waitMs > 0) await sleep(waitMs);
-      if (!fallbackBudget.tryTake()) {
+    if (budgeted) {
+      const waitMs = fallbackBudget.reserve(this.#parts.fallbackBudgetWaitMs);
+      if (waitMs === undefined) {
         this.#parts.metrics.countFallback('primary:fallback-budget');
         throw new FallbackBudgetExceededError(`no replica qualifies (${reason}) and the primary's read fallback budget is spent; retry later`);
       }
+      if (waitMs > 0) await sleep(waitMs);
     }
     const primary = view.store.primary();
     if (!primary) throw new RouterError('no-primary', `no primary known for cluster ${cluster} (epoch ${view.store.epoch})`);

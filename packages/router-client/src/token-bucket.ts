@@ -34,6 +34,22 @@ export class TokenBucket {
     return false;
   }
 
+  /**
+   * Takes a token now or reserves the next free one if it comes within
+   * `maxWaitMs`: returns how long to wait before using it, or `undefined`
+   * (nothing taken) when the wait would be longer. Reservations queue, so
+   * callers that wait together are served in turn rather than racing for
+   * the one token that arrives.
+   */
+  reserve(maxWaitMs: number): number | undefined {
+    if (!Number.isFinite(this.#ratePerSec)) return 0;
+    this.#refill();
+    const waitMs = this.#tokens >= 1 ? 0 : ((1 - this.#tokens) / this.#ratePerSec) * 1000;
+    if (waitMs > maxWaitMs) return undefined;
+    this.#tokens -= 1;
+    return waitMs;
+  }
+
   /** Milliseconds until a token is available. */
   msUntilNext(): number {
     if (!Number.isFinite(this.#ratePerSec)) return 0;

@@ -59,6 +59,19 @@ describe('TokenBucket', () => {
     expect(bucket.tryTake()).toBe(true);
     expect(bucket.tryTake()).toBe(false);
   });
+
+  it('queues waiters: each reservation within the wait is served in turn, the next one refused', () => {
+    let t = 0;
+    const bucket = new TokenBucket(200, 1, () => t);
+    expect(bucket.reserve(100)).toBe(0);
+    // Three callers waiting together get the next three tokens, 5 ms apart;
+    // none of them is refused because another took "its" token first.
+    const waits = [bucket.reserve(100), bucket.reserve(100), bucket.reserve(100)];
+    expect(waits.map((w) => Math.round(w ?? -1))).toEqual([5, 10, 15]);
+    expect(bucket.reserve(12)).toBeUndefined();
+    t = 15;
+    expect(Math.round(bucket.reserve(100) ?? -1)).toBe(5);
+  });
 });
 
 describe('TopologyStore', () => {
