@@ -126,36 +126,42 @@ describe('HAProxy with deploy/haproxy/haproxy.cfg on the monitor\'s checks', () 
     await haproxy.waitFor((s) => same(routing(s, READ_ONLY_LISTENER), ['p1', 'r2']), 30_000, 'p1 and r2 on the read port');
   });
 
-  it('stops sending new connections to a killed replica within the check interval, failing none', async () => {
+  it('stops sending new connections to a killed replica within the check interval, failing no connection opened after the kill', async () => {
     // After the switchover: p1 (rejoined) and r2 take reads; r2 dies.
     const [victim, survivor] = ['r2', 'p1'];
     await haproxy.waitFor((s) => same(routing(s, READ_ONLY_LISTENER), [survivor, victim]), 10_000, 'p1 and r2 on the read port');
     const answered: string[] = [];
-    const failures: string[] = [];
+    const failures: { startedAt: number; message: string }[] = [];
     let running = true;
     const loop = (async () => {
       while (running) {
+        const startedAt = Date.now();
         await whoAnswers(haproxy.readOnlyPort).then(
           (who) => answered.push(who.nodeId),
-          (err: unknown) => failures.push((err as Error).message),
+          (err: unknown) => failures.push({ startedAt, message: (err as Error).message }),
         );
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
     })();
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(answered).toContain(victim);
-    const killed = Date.now();
+    const killing = Date.now();
     await sandbox.node(victim).kill();
+    const killed = Date.now();
     await haproxy.waitFor((s) => s.some((x) => x.listener === READ_ONLY_LISTENER && x.server === victim && x.status.startsWith('DOWN')), DOWN_BOUND_MS + 5_000, `${victim} down`);
-    const downMs = Date.now() - killed;
+    const downMs = Date.now() - killing;
     const seen = answered.length;
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     running = false;
     await loop;
-    process.stderr.write(`[haproxy] ${victim} killed: out of the read port after ${downMs} ms (bound ${DOWN_BOUND_MS} ms); ${failures.length} failed connections\n`);
+    // A session already running on the replica when it died is cut (TCP mode
+    // cannot move it); a connection opened after the kill must never fail.
+    const inFlight = failures.filter((f) => f.startedAt < killed);
+    process.stderr.write(`[haproxy] ${victim} killed: out of the read port after ${downMs} ms (bound ${DOWN_BOUND_MS} ms); ${failures.length - inFlight.length} failed connections opened after the kill, ${inFlight.length} cut while in flight\n`);
     expect(downMs).toBeLessThan(DOWN_BOUND_MS);
     // Connections that reached the dead replica before it was marked down were redispatched.
-    expect(failures).toEqual([]);
+    expect(failures.filter((f) => f.startedAt >= killed)).toEqual([]);
+    expect(inFlight.length).toBeLessThanOrEqual(1);
     const afterDown = answered.slice(seen);
     expect(afterDown.length).toBeGreaterThan(5);
     expect(new Set(afterDown)).toEqual(new Set([survivor]));
