@@ -1,3 +1,10 @@
+/**
+ * Probes one PostgreSQL node over a kept connection: role, positions, WAL
+ * receiver, standbys, slots, the pgreplica epoch and heartbeat, each round
+ * bounded by a statement timeout. A little over 300 lines because the
+ * connection's life (connect, timeout, reconnect, close) and the decoding of
+ * each query's row belong together.
+ */
 import pg from 'pg';
 import { EPOCH_STATE_QUERY, NODE_QUERY, PGREPLICA_STATE_QUERY, SLOTS_QUERY, STANDBYS_QUERY } from './queries.js';
 import type { EpochRow, NodeSample, ProbeFailure, ProbeResult, SlotInfo, StandbyInfo, WalReceiverInfo } from './types.js';

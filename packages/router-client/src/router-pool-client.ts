@@ -1,3 +1,11 @@
+/**
+ * One checked-out client of `router.asPool()`: a pg.Client look-alike that
+ * holds no connection until a statement needs one, then pins to the primary
+ * or a replica by what it sees (BEGIN, a write, a read-only transaction) and
+ * keeps the read-your-writes token. Past 300 lines because pg.Client's three
+ * calling styles (promise, callback, Submittable) and the pinning state
+ * machine share every method; split, the transitions would be hard to follow.
+ */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { isConnectionError, RouterError, sqlState } from './errors.js';

@@ -1,3 +1,10 @@
+/**
+ * The Router facade: the public API apps call (query, read, write,
+ * transaction, session, explain, asPool, metrics) wired to the parts that do
+ * the work — TopologyView (the bus), ReadPath, WritePath, Transactions and the
+ * Executor. Past 300 lines because each public method carries its doc
+ * comment here; the logic behind them lives in those files.
+ */
 import { EventEmitter } from 'node:events';
 import type { NodeState, Topology } from '@pgreplica/protocol';
 import type pg from 'pg';
