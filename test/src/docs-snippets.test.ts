@@ -1,10 +1,10 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { resolveConfig } from '@pgreplica/runtime';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { allCodeBlocks, type CodeBlock, INSTALL_DIR, REPO, repoPath, shellCommands, where } from './markdown-blocks.js';
+import { allCodeBlocks, type CodeBlock, docFiles, INSTALL_DIR, REPO, repoPath, shellCommands, where } from './markdown-blocks.js';
 import { mergeConfig } from './monitor-fixture.js';
 
 // Static checks of every code block in README.md, docs/ and the package
@@ -82,6 +82,20 @@ function shellProblems(block: CodeBlock): string[] {
 }
 
 describe('code blocks of the docs', () => {
+  it('links: every relative link points at a file inside the repository (users never see anything outside it)', () => {
+    const broken: string[] = [];
+    for (const file of docFiles()) {
+      const text = readFileSync(join(REPO, file), 'utf8').replace(/```[\s\S]*?```/g, '');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+        if (/^(https?:|mailto:|#)/.test(target!)) continue;
+        const path = join(REPO, dirname(file), decodeURIComponent(target!.split('#')[0]!));
+        if (relative(REPO, path).startsWith('..')) broken.push(`${file}: ${target} leads outside the repository`);
+        else if (!existsSync(path)) broken.push(`${file}: ${target} does not exist`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
   it('are of a kind the tests check (SQL says where it runs)', () => {
     expect(blocks.length).toBeGreaterThan(20);
     for (const b of blocks) {
