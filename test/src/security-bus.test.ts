@@ -1,13 +1,14 @@
 import type { Monitor } from '@pgreplica/monitor';
 import { busKeys, createEvent, encodeEvent, REMEDIATION_QUEUE, signJob, signRecord, type Topology } from '@pgreplica/protocol';
 import { type Sandbox, startSandbox } from '@pgreplica/sandbox';
-import type { RemediationWorker } from '@pgreplica/worker';
+import { createLogger, resolveConfig } from '@pgreplica/runtime';
+import { RemediationWorker } from '@pgreplica/worker';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from './helpers.js';
 import { BusRecorder, startMonitor } from './monitor-fixture.js';
-import { clusterConfig, startWorker } from './worker-fixture.js';
+import { clusterConfig, startWorker, workerEnv } from './worker-fixture.js';
 
 const KEY = 'security-test-bus-key-0123456789';
 const OTHER_KEY = 'another-bus-key-somebody-else-has';
@@ -163,6 +164,28 @@ describe('security: Redis access without the bus key', () => {
       expect(router.getTopology().topology).toBeNull();
     } finally {
       await router.close();
+    }
+  });
+
+  it("the worker's HTTP API honours PGREPLICA_HTTP_TOKEN: /metrics refused without it, /health says only its verdict", async () => {
+    const token = 'worker-http-token-0123456789';
+    const config = resolveConfig(clusterConfig(sandbox), { ...workerEnv(sandbox, KEY), PGREPLICA_HTTP_TOKEN: token });
+    const second = new RemediationWorker(config, createLogger('silent', undefined, 'pgreplica-worker'));
+    await second.start();
+    try {
+      const base = `http://127.0.0.1:${second.httpPort}`;
+      const bearer = { authorization: `Bearer ${token}` };
+      expect((await fetch(`${base}/metrics`)).status).toBe(401);
+      expect((await fetch(`${base}/metrics`, { headers: { authorization: 'Bearer wrong-token-of-the-same-len' } })).status).toBe(401);
+      const metrics = await fetch(`${base}/metrics`, { headers: bearer });
+      expect(metrics.status).toBe(200);
+      expect(await metrics.text()).toContain('pgreplica_worker_jobs_refused_total');
+      const open = await fetch(`${base}/health`);
+      expect(Object.keys((await open.json()) as object)).toEqual(['ok']);
+      const full = (await (await fetch(`${base}/health`, { headers: bearer })).json()) as { ok: boolean; status: string };
+      expect(full).toMatchObject({ ok: true, status: 'running' });
+    } finally {
+      await second.close();
     }
   });
 
