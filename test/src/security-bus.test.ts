@@ -1,7 +1,7 @@
 import type { Monitor } from '@pgreplica/monitor';
 import { busKeys, createEvent, encodeEvent, REMEDIATION_QUEUE, signJob, signRecord, type Topology } from '@pgreplica/protocol';
-import { type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import { createLogger, resolveConfig } from '@pgreplica/runtime';
+import { type Sandbox, startSandbox } from '@pgreplica/sandbox';
 import { RemediationWorker } from '@pgreplica/worker';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
