@@ -7,7 +7,7 @@
 // it started outlives it: the sandbox's reaper stops the servers and the
 // services; if the process that started it dies, it stops by itself.
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -161,7 +161,7 @@ out('  npx pgreplica status                       # nodes, roles, lag, epoch');
 out('  npx pgreplica watch                        # live bus events');
 out('  npx pgreplica events --since 10m           # what happened');
 out(`  npx pgreplica switchover --to ${sandbox.replicas[0]?.id ?? 'r1'} --wait       # planned change of primary, no write lost`);
-out(`  kill -9 $(head -1 ${join(sandbox.primary.dataDir, 'postmaster.pid')})   # a dead primary: watch the failover`);
+out(`  kill -9 $(head -1 ${join(sandbox.primary.dataDir, 'postmaster.pid')})   # a dead primary: watch the failover; it restarts and rejoins as a replica`);
 out('\nPress Ctrl-C to stop.\n');
 
 async function monitorView() {
@@ -184,12 +184,46 @@ async function monitorView() {
   }
 }
 
+// A PostgreSQL that crashed — its postmaster.pid left behind, no postmaster
+// running (kill -9) — is started again, as a service manager would on a
+// server: a replica comes back and streams; the epoch's primary is left down
+// for a minute so that the failover replaces it, and once deposed it comes
+// back, is fenced and rejoins as a replica (worker.autoRejoin). A node stopped
+// cleanly (a switchover's stop hook, a rewind in progress) removed its pid file
+// and is left alone.
+const PRIMARY_RESTART_AFTER_MS = 60_000;
+const crashedSince = new Map();
+const restarting = new Set();
+function restartCrashed(primaryId) {
+  for (const node of sandbox.nodes) {
+    const pidFile = join(node.dataDir, 'postmaster.pid');
+    if (restarting.has(node.id) || node.running || !existsSync(pidFile)) {
+      crashedSince.delete(node.id);
+      continue;
+    }
+    const since = crashedSince.get(node.id) ?? Date.now();
+    crashedSince.set(node.id, since);
+    // Its backends exit within moments of the postmaster; give them 3 s.
+    if (Date.now() - since < (node.id === primaryId ? PRIMARY_RESTART_AFTER_MS : 3_000)) continue;
+    restarting.add(node.id);
+    say(`${node.id} crashed: starting it again (as a service manager would)`);
+    // The pid file is stale (its postmaster is gone), but a dead postmaster nobody
+    // reaped yet still passes PostgreSQL's own check and would block the start.
+    rmSync(pidFile, { force: true });
+    node
+      .start()
+      .catch((err) => say(`${node.id} did not start: ${err.message.split('\n')[0]}`))
+      .finally(() => restarting.delete(node.id));
+  }
+}
+
 // On a terminal, redraw in place; through a pipe or into a log, print only when something changed.
 const tty = process.stdout.isTTY;
 let shown = 0;
 let lastShape = '';
 while (!stopping) {
   const view = await monitorView();
+  restartCrashed(view.primaryId);
   const replication = await formatStatus(sandbox, { primaryId: view.primaryId });
   if (stopping) break;
   const text = `replication, as the nodes report it:\n${replication}\n\n${view.text}`;

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readManifest } from '@pgreplica/sandbox';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cli } from './cli-fixture.js';
 import { eventually } from './helpers.js';
@@ -49,10 +50,10 @@ describe('npm start', () => {
     for (const cleanup of cleanups.splice(0)) cleanup();
   });
 
-  const start = async () => {
+  const start = async (replicas = 1) => {
     const home = mkdtempSync(join(tmpdir(), 'pgreplica-start-'));
     const localDir = join(home, '.pgreplica');
-    const npm = spawn('npm', ['start', '--', '--replicas', '1', '--interval-ms', '500'], {
+    const npm = spawn('npm', ['start', '--', '--replicas', String(replicas), '--interval-ms', '500'], {
       cwd: ROOT,
       env: { ...process.env, PGREPLICA_LOCAL_DIR: localDir, CI: 'true' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -93,6 +94,46 @@ describe('npm start', () => {
     const nowhere = await cli(['status'], {}, undefined, tmpdir());
     expect(nowhere.code).toBe(2);
     expect(nowhere.err).toContain('run `npm start` in this checkout');
+  });
+
+  it('a switchover, then a kill -9 of the new primary: each time the old primary streams again as a replica, in status and in the live view', async () => {
+    const run = await start(2);
+    type Status = { topology: { epoch: number; primaryId: string; nodes: { id: string; role: string; status: string; reason: string }[] } };
+    const status = async (): Promise<Status['topology'] | null> => {
+      const r = await cli(['status', '--json'], {}, undefined, run.home);
+      return r.code === 0 ? (JSON.parse(r.out) as Status).topology : null;
+    };
+    /** Whether `primaryId` leads `epoch` and every other node is a healthy replica. */
+    const settled = (t: Status['topology'] | null, epoch: number, primaryId: string) =>
+      t?.epoch === epoch && t.primaryId === primaryId && t.nodes.length === 3 && t.nodes.every((n) => (n.id === primaryId ? n.role === 'primary' : n.role === 'replica' && n.status === 'healthy'));
+    /** The last table npm start printed, and its row for `id`. */
+    const liveRow = (id: string) => {
+      const text = run.text();
+      const last = text.slice(text.lastIndexOf('replication, as the nodes report it:'));
+      return last.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
+    };
+    await eventually(async () => settled(await status(), 1, 'p1'), 60_000, 'three healthy nodes');
+
+    const switchover = await cli(['switchover', '--to', 'r1', '--wait'], {}, undefined, run.home);
+    expect(switchover.code, switchover.err).toBe(0);
+    await eventually(async () => settled(await status(), 2, 'r1'), 60_000, 'r1 primary, p1 a healthy replica again');
+    await eventually(() => /streaming from r1/.test(liveRow('p1')), 30_000, `p1 streaming from r1 in the live view:\n${run.text().slice(-3_000)}`);
+
+    // What the start screen tells a user to try: kill -9 of the primary's postmaster.
+    const dataDir = readManifest(run.baseDir)?.postgres.find((n) => n.id === 'r1')?.dataDir;
+    expect(dataDir).toBeDefined();
+    process.kill(Number(readFileSync(join(dataDir!, 'postmaster.pid'), 'utf8').split('\n')[0]), 'SIGKILL');
+    let primaryId = '';
+    await eventually(
+      async () => {
+        const t = await status();
+        primaryId = t?.primaryId ?? '';
+        return primaryId !== 'r1' && settled(t, 3, primaryId);
+      },
+      120_000,
+      'a failover, and r1 restarted, fenced and rejoined as a healthy replica',
+    );
+    await eventually(() => new RegExp(`streaming from ${primaryId}`).test(liveRow('r1')), 30_000, `r1 streaming from ${primaryId} in the live view:\n${run.text().slice(-3_000)}`);
   });
 
   for (const victim of ['npm', 'scripts/start.mjs', 'scripts/local-cluster.mjs'] as const) {
