@@ -139,8 +139,9 @@ export const routerFleet: Benchmark = {
       return p;
     };
     let bus = publisher();
-    await pub.set(keys.leader, 'bench-monitor');
-    await bus.publish('snapshot', { topology: topology() }, epoch);
+    // The publisher stands in for the monitor leader: the lease and its term, as the monitor holds them.
+    await pub.mset(keys.leader, 'bench-monitor', keys.term, String(term));
+    if ((await bus.publish('snapshot', { topology: topology() }, epoch)).outcome !== 'published') throw new Error('the bench publisher is not the leader: nothing would reach the routers');
     // The monitor's heartbeat: a snapshot every second keeps every router fresh.
     let beating = true;
     const heartbeat = (async () => {
@@ -225,7 +226,7 @@ export const routerFleet: Benchmark = {
             // A new monitor term on the empty Redis; every router must follow it.
             term += 1;
             bus = publisher();
-            await pub.set(keys.leader, 'bench-monitor');
+            await pub.mset(keys.leader, 'bench-monitor', keys.term, String(term));
             epoch += 1;
             const t2 = Date.now();
             await bus.publish('snapshot', { topology: topology() }, epoch);
