@@ -12,7 +12,7 @@ const t0 = Date.parse('2026-01-01T00:00:00Z');
 function primary(lsn: string, streaming = ['r1', 'r2']): NodeSample {
   return {
     inRecovery: false, systemIdentifier: SYSID, timeline: 1, currentLsn: lsn, receiveLsn: null, replayLsn: null,
-    replayPaused: false, lastReplayAt: null, serverNow: new Date(), walReceiver: null, heartbeat: null, epoch: null, termFloor: null, stateError: null, walReceiverTimeoutMs: 60_000, synchronousStandbyNames: "",
+    replayPaused: false, lastReplayAt: null, serverNow: new Date(), walReceiver: null, heartbeat: null, epoch: null, termFloor: null, stateError: null, walReceiverTimeoutMs: 60_000, synchronousStandbyNames: "", defaultReadOnly: false,
     standbys: streaming.map((id, i) => ({
       pid: i, applicationName: id, clientAddr: '127.0.0.1', state: 'streaming', syncState: 'async', sentLsn: lsn, writeLsn: lsn,
       flushLsn: lsn, replayLsn: lsn, writeLagMs: null, flushLagMs: null, replayLagMs: null, replayLagBytes: 0, slotName: id,
@@ -26,7 +26,7 @@ function replica(receive: string, replay: string, extra: Partial<NodeSample> = {
     inRecovery: true, systemIdentifier: SYSID, timeline: 1, currentLsn: null, receiveLsn: receive, replayLsn: replay,
     replayPaused: false, lastReplayAt: null, serverNow: new Date(),
     walReceiver: { status: 'streaming', receivedTimeline: 1, lastMsgReceiptAt: new Date(), senderHost: '127.0.0.1', senderPort: 5000, slotName: 'r' },
-    heartbeat: null, epoch: null, termFloor: null, stateError: null, walReceiverTimeoutMs: 60_000, synchronousStandbyNames: "", standbys: [], slots: [], ...extra,
+    heartbeat: null, epoch: null, termFloor: null, stateError: null, walReceiverTimeoutMs: 60_000, synchronousStandbyNames: "", defaultReadOnly: false, standbys: [], slots: [], ...extra,
   };
 }
 
@@ -179,5 +179,46 @@ describe('ClusterAssessor', () => {
     a.assess([ok('p1', primary('0/5000')), ok('r1', replica('0/5000', '0/5000')), ok('r2', replica('0/5000', '0/5000'))], authority);
     const round = a.assess([ok('p1', primary('0/5000', [])), fail('r1'), fail('r2')], authority);
     expect(round.nodes[0]).toMatchObject({ status: 'degraded', reason: 'no-standby-streaming' });
+  });
+
+  describe('a primary read-only by default (default_transaction_read_only)', () => {
+    const readOnly = (sample: NodeSample): NodeSample => ({ ...sample, defaultReadOnly: true });
+    const round = (a: ClusterAssessor, p1: NodeSample, s: number, auth: Authority = authority) =>
+      a.assess([ok('p1', p1, at(s)), ok('r1', readOnly(replica('0/5000', '0/5000')), at(s)), ok('r2', replica('0/5000', '0/5000'), at(s))], auth, at(s));
+
+    it('degrades the epoch primary with reason read-only after fall rounds, leaves a read-only replica healthy, and heals after rise rounds', () => {
+      const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 3, rise: 2 }, null);
+      expect(round(a, primary('0/5000'), 0).nodes.map((n) => n.status)).toEqual(['healthy', 'healthy', 'healthy']);
+      expect(round(a, readOnly(primary('0/5000')), 1).changes).toEqual([]);
+      expect(round(a, readOnly(primary('0/5000')), 2).changes).toEqual([]);
+      const third = round(a, readOnly(primary('0/5000')), 3);
+      expect(third.changes).toMatchObject([{ nodeId: 'p1', from: 'healthy', to: 'degraded', reason: 'read-only', detail: expect.stringContaining('25006') }]);
+      expect(third.nodes[0]).toMatchObject({ role: 'primary', status: 'degraded', reason: 'read-only' });
+      // A replica is read-only anyway: the setting means nothing there.
+      expect(third.nodes[1]).toMatchObject({ role: 'replica', status: 'healthy', reason: 'ok' });
+      expect(round(a, primary('0/5000'), 4).changes).toEqual([]);
+      expect(round(a, primary('0/5000'), 5).changes).toMatchObject([{ nodeId: 'p1', from: 'degraded', to: 'healthy', reason: 'ok' }]);
+    });
+
+    it('is not flagged while a job holds the change lock (a switchover drains the primary), and is fall rounds after the lock is gone', () => {
+      const a = new ClusterAssessor(specs, { ...DEFAULT_HEALTH_THRESHOLDS, fall: 3, rise: 2 }, null);
+      const draining: Authority = { ...authority, changeLockHeld: true };
+      round(a, primary('0/5000'), 0);
+      for (let s = 1; s <= 10; s += 1) expect(round(a, readOnly(primary('0/5000')), s, draining).nodes[0], `round ${s}`).toMatchObject({ status: 'healthy', reason: 'ok' });
+      // A round under the lock breaks a streak: the lock was taken again (a retried switchover).
+      round(a, readOnly(primary('0/5000')), 11);
+      round(a, readOnly(primary('0/5000')), 12);
+      expect(round(a, readOnly(primary('0/5000')), 13, draining).changes).toEqual([]);
+      expect(round(a, readOnly(primary('0/5000')), 14).changes).toEqual([]);
+      expect(round(a, readOnly(primary('0/5000')), 15).changes).toEqual([]);
+      // The lock expired (a crashed worker) or was released with the fence still on: reported.
+      expect(round(a, readOnly(primary('0/5000')), 16).changes).toMatchObject([{ nodeId: 'p1', to: 'degraded', reason: 'read-only' }]);
+    });
+
+    it('leaves a writable node that is not the epoch primary second-primary, read-only or not', () => {
+      const a = new ClusterAssessor(specs, DEFAULT_HEALTH_THRESHOLDS, null);
+      const r = a.assess([ok('p1', primary('0/5000')), ok('r1', readOnly(primary('0/6000', []))), ok('r2', replica('0/5000', '0/5000'))], authority);
+      expect(r.nodes[1]).toMatchObject({ status: 'unhealthy', reason: 'second-primary' });
+    });
   });
 });

@@ -26,6 +26,13 @@ export interface Authority {
   systemIdentifier: string | null;
   /** Former primaries: writable again, they are `stale-primary` rather than `second-primary`. */
   formerPrimaryIds?: readonly string[];
+  /**
+   * A worker job holds the cluster change lock (a switchover draining the
+   * primary, a promotion, a fence…): the primary may be read-only on purpose.
+   * Unknown (Redis unreachable, the router's probe mode) counts as false.
+   * @default false
+   */
+  changeLockHeld?: boolean;
 }
 
 /** A node whose status or reason changed this round. */
@@ -182,6 +189,26 @@ export class ClusterAssessor {
             ? `a former primary taking writes again; the primary of epoch ${authority.epoch} is ${authority.primaryId} (rejoin it as a replica)`
             : `not in recovery, but the primary of epoch ${authority.epoch} is ${authority.primaryId}`,
           immediate: true,
+        };
+      }
+      // The epoch's primary with default_transaction_read_only on refuses every write (25006):
+      // a fence a crashed switchover left behind, a switchover undone by hand, an operator's
+      // ALTER SYSTEM. A switchover sets it on purpose while it drains, but only while it holds
+      // the change lock: the lock is taken before the drain and released only after the drain
+      // is undone (or the primary changed), and it expires CHANGE_LOCK_TTL_MS (5 s) after its
+      // worker dies — so "read-only while no job holds the lock" is exactly the soft fence
+      // nobody will lift. A time-based rule (read-only for longer than a switchover's pause)
+      // would need a bound no setting gives (the pause is per job, the catch-up and hooks have
+      // their own timeouts) and would hide a real outage for that long. The verdict still
+      // needs `fall` rounds in a row, which also absorbs a sample taken just before a lock
+      // release. Degraded, never unhealthy: routers and HAProxy keep sending writes to the
+      // epoch's primary whatever its status short of unhealthy, and no failover follows.
+      if (authority.primaryId === spec.id && sample.defaultReadOnly && authority.changeLockHeld !== true) {
+        return {
+          status: 'degraded',
+          reason: 'read-only',
+          detail: 'default_transaction_read_only is on while no job holds the change lock: every write fails with 25006 (ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf())',
+          immediate: false,
         };
       }
       const replicas = [...this.#specs.keys()].filter((id) => id !== spec.id);

@@ -252,6 +252,7 @@ export class NodeProber {
       ...state,
       walReceiverTimeoutMs: num(row.wal_receiver_timeout_ms),
       synchronousStandbyNames: String(row.synchronous_standby_names ?? ''),
+      defaultReadOnly: row.default_read_only === true,
       standbys,
       slots,
     };

@@ -88,6 +88,12 @@ export interface NodeSample {
   walReceiverTimeoutMs: number | null;
   /** `synchronous_standby_names` as set on the node ('' when none). */
   synchronousStandbyNames: string;
+  /**
+   * `default_transaction_read_only` as the probe's session sees it (the
+   * server's setting: the probe sets no role or database default of its own).
+   * On a primary it makes every router write fail with 25006.
+   */
+  defaultReadOnly: boolean;
   /** Primary only (empty on replicas). */
   standbys: StandbyInfo[];
   /** Primary only (empty on replicas). */

@@ -28,6 +28,7 @@ export const NODE_REASONS = [
   'no-standby-streaming',
   'stale',
   'fenced',
+  'read-only',
 ] as const;
 /** @see NODE_REASONS */
 export type NodeReason = (typeof NODE_REASONS)[number];

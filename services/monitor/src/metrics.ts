@@ -1,4 +1,4 @@
-import { NODE_ROLES, NODE_STATUSES, type NodeState } from '@pgreplica/protocol';
+import { NODE_REASONS, NODE_ROLES, NODE_STATUSES, type NodeState } from '@pgreplica/protocol';
 import type { SlotInfo } from '@pgreplica/probe';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -8,6 +8,12 @@ export class MonitorMetrics {
   readonly nodeUp = new Gauge({ name: 'pgreplica_node_up', help: 'Whether the node answered its last probe (1) or not (0).', labelNames: ['node'], registers: [this.registry] });
   readonly nodeRole = new Gauge({ name: 'pgreplica_node_role', help: 'Role of the node: 1 on the series of its current role.', labelNames: ['node', 'role'], registers: [this.registry] });
   readonly nodeStatus = new Gauge({ name: 'pgreplica_node_status', help: 'Health of the node: 1 on the series of its current status.', labelNames: ['node', 'status'], registers: [this.registry] });
+  readonly nodeReason = new Gauge({
+    name: 'pgreplica_node_reason',
+    help: 'Why the node has its status (ok, lagging, read-only…): 1 on the series of its current reason.',
+    labelNames: ['node', 'reason'],
+    registers: [this.registry],
+  });
   readonly lagBytes = new Gauge({ name: 'pgreplica_node_lag_bytes', help: 'Replay lag behind the primary, in bytes of WAL.', labelNames: ['node'], registers: [this.registry] });
   readonly lagSeconds = new Gauge({ name: 'pgreplica_node_lag_seconds', help: 'Replay lag behind the primary, in seconds (heartbeat).', labelNames: ['node'], registers: [this.registry] });
   readonly probeDuration = new Histogram({
@@ -44,6 +50,7 @@ export class MonitorMetrics {
       this.nodeUp.set({ node: node.id }, reachable.has(node.id) ? 1 : 0);
       for (const role of NODE_ROLES) this.nodeRole.set({ node: node.id, role }, node.role === role ? 1 : 0);
       for (const status of NODE_STATUSES) this.nodeStatus.set({ node: node.id, status }, node.status === status ? 1 : 0);
+      for (const reason of NODE_REASONS) this.nodeReason.set({ node: node.id, reason }, node.reason === reason ? 1 : 0);
       if (node.lagBytes !== null) this.lagBytes.set({ node: node.id }, node.lagBytes);
       if (node.lagMs !== null) this.lagSeconds.set({ node: node.id }, node.lagMs / 1000);
     }

@@ -11,7 +11,7 @@ import { EPOCH_WRITE_QUERY, type RoundAssessment, TERM_WRITE_QUERY } from '@pgre
 import { busKeys, type BusKeys, type BusEventPayload, type BusEventType, type Topology } from '@pgreplica/protocol';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { AuthorityStore, BusPublisher, closeRedis, connectServiceRedis, LeaderLease } from '@pgreplica/bus';
+import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, LeaderLease } from '@pgreplica/bus';
 import { closeServer, type Config, type HttpServer, listen, runShutdownSteps } from '@pgreplica/runtime';
 import { AuthorityTracker, epochRowParams } from './authority-tracker.js';
 import { createHttpApp } from './http.js';
@@ -45,6 +45,7 @@ export class Monitor {
   #lease: LeaderLease | undefined;
   #publisher: BusPublisher | undefined;
   #authority: AuthorityTracker | undefined;
+  #changeLock: ChangeLock | undefined;
   #server: HttpServer | undefined;
   #httpPort = 0;
   #roundLoop: Promise<void> | undefined;
@@ -110,6 +111,7 @@ export class Monitor {
       key: this.config.busKey,
       streamMaxLen: this.config.bus.streamMaxLen,
     });
+    this.#changeLock = new ChangeLock(this.#redis, this.keys);
     this.#authority = new AuthorityTracker(new AuthorityStore(this.#redis, this.keys, this.config.busKey), this.#logger, (key, reason) => this.metrics.authorityRejected.inc({ key, reason }));
 
     const app = createHttpApp(
@@ -201,7 +203,8 @@ export class Monitor {
 
     const { authority, epochChanged } = this.#authority!.resolve(probes, this.#topology);
     if (epochChanged) this.#needSnapshot = true;
-    const round = this.#fleet.assessor.assess(probes, authority, now);
+    const changeLockHeld = redisUp ? await this.#changeLockHeld() : false;
+    const round = this.#fleet.assessor.assess(probes, { ...authority, changeLockHeld }, now);
     if (lease.leader) await this.#settleAuthority(lease.term > this.#termFloorKept ? lease.term : null);
     this.#checkSlotKeepSize(round);
 
@@ -240,6 +243,21 @@ export class Monitor {
     this.metrics.rounds.inc();
     this.#lastRoundAt = now;
     return round;
+  }
+
+  /**
+   * Whether a worker job holds the cluster change lock: a switchover makes the
+   * primary read-only on purpose while it holds it (see ClusterAssessor). A
+   * failed read counts as not held: a primary read-only for `fall` rounds is
+   * then reported rather than hidden.
+   */
+  async #changeLockHeld(): Promise<boolean> {
+    try {
+      return (await this.#changeLock!.holder()) !== null;
+    } catch (err) {
+      this.#logger.debug({ err }, 'cannot read the change lock');
+      return false;
+    }
   }
 
   /**
