@@ -36,6 +36,15 @@ describe('monitor HTTP API', () => {
     expect(await status('/nodes/r1/replica?lag=soon')).toBe(400);
   });
 
+  it('keeps a read-only (degraded) primary as the write target: HAProxy must not add an outage to its own', async () => {
+    const readOnly: Topology = { ...topology, nodes: topology.nodes.map((n) => (n.id === 'p1' ? { ...n, status: 'degraded' as const, reason: 'read-only' as const } : n)) };
+    const app = createHttpApp({ ...state, topology: () => readOnly }, undefined);
+    const res = await app.request('/nodes/p1/primary');
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'degraded', reason: 'read-only', ok: true });
+    expect((await app.request('/nodes/p1/read-only')).status).toBe(200);
+  });
+
   it('serves the topology, health and metrics', async () => {
     expect(await (await app.request('/topology')).json()).toEqual(topology);
     expect(await (await app.request('/health')).json()).toMatchObject({ ok: true, leader: true, term: 3 });
