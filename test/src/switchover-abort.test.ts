@@ -50,6 +50,9 @@ describe('switchover that cannot complete', () => {
       await sandbox.primary.query('INSERT INTO t VALUES (2)');
       expect(await r1.isInRecovery()).toBe(true);
       expect(JSON.parse((await redis.get(busKeys('main').primary))!)).toMatchObject({ epoch: 1, primaryId: 'p1' });
+      // p1 was read-only for the whole drain (> 2 s, several times the monitor's fall × interval), under the
+      // switchover's change lock: the monitor never reported it as a primary left read-only.
+      expect(bus.events.filter((e) => e.type === 'node.status' && e.reason === 'read-only')).toEqual([]);
     } finally {
       await r1.resumeReplay();
     }
