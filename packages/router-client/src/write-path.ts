@@ -1,9 +1,9 @@
 import type { NodeState } from '@pgreplica/protocol';
 import type pg from 'pg';
 import { isConnectionError, RouterError, sqlState } from './errors.js';
+import { INSERT_LSN_SQL } from './executor.js';
 import type { RoutingParts } from './routing-parts.js';
 import type { RouteReason } from './selection.js';
-import { INSERT_LSN_SQL } from './executor.js';
 import type { Statement } from './statement.js';
 import { type DecodedToken, primaryOnlyToken } from './tokens.js';
 
@@ -48,7 +48,7 @@ export class WritePath {
 
   /** Runs a statement on the primary; with `wantToken`, also returns the commit's token. */
   async write<R extends pg.QueryResultRow>(sql: Statement, params: unknown[] | undefined, wantToken: boolean, reason: RouteReason): Promise<{ result: pg.QueryResult<R>; token: DecodedToken | null }> {
-    const { view, pools, executor, metrics } = this.#parts;
+    const { view, executor, metrics } = this.#parts;
     view.assertOpen('write()');
     const store = view.store;
     const deadline = Date.now() + this.#parts.maxWritePauseMs;
@@ -62,9 +62,9 @@ export class WritePath {
       }
       const epoch = store.epoch;
       const started = performance.now();
-      let client: pg.PoolClient;
+      let client: pg.PoolClient | null;
       try {
-        client = await pools.writeClient(primary, epoch, store.topology?.systemIdentifier ?? null);
+        client = await this.#connectWhileEpoch(primary, epoch);
       } catch (err) {
         if (!isConnectionError(err) || Date.now() >= deadline) throw err;
         // It certainly did not run: find the (new) primary and try again.
@@ -72,6 +72,12 @@ export class WritePath {
         executor.statsOf(primary.id).addError(Date.now());
         metrics.writeRetries.inc({ cause: (err as RouterError).code === 'fenced' ? 'fenced' : 'connect' });
         await view.refresh();
+        continue;
+      }
+      if (client === null) {
+        // A new epoch while connecting to the old primary (hung: the connection would wait for
+        // its connect timeout): nothing ran; start over on the new epoch's primary.
+        metrics.writeRetries.inc({ cause: 'connect' });
         continue;
       }
       let written: { result: pg.QueryResult<R>; lsn: string | null };
@@ -92,6 +98,31 @@ export class WritePath {
       if (!wantToken) return { result: written.result, token: null };
       return { result: written.result, token: written.lsn ? { epoch, lsn: written.lsn } : await this.tokenAfterCommit(primary, epoch) };
     }
+  }
+
+  /**
+   * A write client on `primary` fenced for `epoch`, or null when the epoch
+   * moves on first: the connect is abandoned (its client destroyed if it
+   * comes) rather than waited for.
+   */
+  async #connectWhileEpoch(primary: NodeState, epoch: number): Promise<pg.PoolClient | null> {
+    const { view, pools } = this.#parts;
+    let settled = false;
+    const connecting = pools.writeClient(primary, epoch, view.store.topology?.systemIdentifier ?? null).finally(() => {
+      settled = true;
+    });
+    const moved = (async () => {
+      while (!settled && view.store.epoch <= epoch) await view.nextChange(1_000);
+      return !settled;
+    })();
+    if (await Promise.race([connecting.then(() => false, () => false), moved])) {
+      connecting.then(
+        (client) => client.release(new Error(`abandoned: epoch ${view.store.epoch} replaced ${epoch} while connecting`)),
+        () => {},
+      );
+      return null;
+    }
+    return connecting;
   }
 
   /**
