@@ -106,22 +106,65 @@ function writer(db: Router) {
 }
 
 /**
+ * The primary hung (SIGSTOP of all its processes) under four write loops, on
+ * a fresh cluster (a failover earlier in the same run would hold the next one
+ * back for the flap window): time to the first write another node takes. The
+ * writers' router uses a query_timeout, as its README advises: without one, a
+ * write sent to a hung server waits for it for as long as it hangs.
+ */
+async function hangDrill(profile: Profile): Promise<number> {
+  const sandbox = await startSandbox({ replicas: 2 });
+  const c = await cluster(sandbox, profile);
+  const db = createRouter({
+    cluster: 'bench',
+    redis: sandbox.redis!.url,
+    connection: { user: 'postgres', password: sandbox.primary.connectionConfig.password as string, database: 'postgres' },
+    maxWritePauseMs: 30_000,
+    pool: { max: 4, query_timeout: 5_000 },
+  });
+  db.on('error', () => {});
+  const hung = sandbox.primary;
+  try {
+    await db.ready();
+    const writers = [writer(db), writer(db), writer(db), writer(db)];
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const hungAt = Date.now();
+    hung.pause();
+    const firstElsewhere = () => writers.flatMap((w) => w.acks).filter((a) => a.at > hungAt && a.port !== hung.port).sort((a, b) => a.at - b.at)[0];
+    for (const deadline = Date.now() + 60_000; !firstElsewhere() && Date.now() < deadline; ) await new Promise((resolve) => setTimeout(resolve, 20));
+    const first = firstElsewhere();
+    hung.resume();
+    await Promise.all(writers.map((w) => w.stop()));
+    if (!first) throw new Error(`${profile}: no write reached another node within 60 s of the hang`);
+    return first.at - hungAt;
+  } finally {
+    if (hung.running) hung.resume();
+    await db.close();
+    await c.close();
+    await sandbox.stop();
+  }
+}
+
+/**
  * A failover drill — the primary killed with -9 under a write loop and a
  * read loop through the router; time from the kill to the first write
- * acknowledged by the new primary, and the reads that failed meanwhile — and
- * a planned switchover's write pause. With the documented defaults, then
+ * acknowledged by the new primary, and the reads that failed meanwhile —
+ * a planned switchover's write pause, and on a fresh cluster the primary
+ * hung (SIGSTOP) under four write loops: time to the first write another
+ * node takes. With the documented defaults, then
  * tuned; median of several runs, each on a fresh sandbox with monitor,
  * worker and router.
  */
 export const failoverBench: Benchmark = {
   name: 'failover',
-  description: 'kill -9 of the primary -> first successful write (router, monitor, worker); switchover write pause',
+  description: 'kill -9 of the primary -> first successful write (router, monitor, worker); switchover write pause; hung primary -> first write elsewhere',
   async run(ctx) {
     const figures = [];
     for (const profile of ['defaults', 'tuned'] as const) {
       const recovery: number[] = [];
       const pauses: number[] = [];
       const failedReads: number[] = [];
+      const hangRecovery: number[] = [];
       for (let run = 0; run < ctx.runs; run++) {
         const sandbox = await startSandbox({ replicas: 2 });
         ctx.log(`${profile} run ${run + 1}: sandbox up`);
@@ -199,16 +242,20 @@ export const failoverBench: Benchmark = {
           sub.disconnect();
           await queue.close();
           redis.disconnect();
+
           ctx.log(`${profile} run ${run + 1}/${ctx.runs}: kill -> first write ${recovery.at(-1)} ms, ${failedReads.at(-1)} failed reads of ${r.counts.ok + r.counts.failed}; switchover write pause ${Math.round(pauses.at(-1)!)} ms${r.counts.failed ? ` (read errors: ${[...r.counts.errors].map(([e, n]) => `${n}× ${e}`).join('; ')})` : ''}`);
         } finally {
           await c.close();
           await sandbox.stop();
         }
+        hangRecovery.push(await hangDrill(profile));
+        ctx.log(`${profile} run ${run + 1}/${ctx.runs}: primary hung -> first write elsewhere ${hangRecovery.at(-1)} ms`);
       }
       figures.push(
         { metric: `${profile}: kill -9 -> first successful write`, unit: 'ms', summary: summarize(recovery) },
         { metric: `${profile}: failed reads during the failover`, unit: 'reads', summary: summarize(failedReads) },
         { metric: `${profile}: switchover write pause`, unit: 'ms', summary: summarize(pauses) },
+        { metric: `${profile}: primary hung (SIGSTOP) -> first write elsewhere`, unit: 'ms', summary: summarize(hangRecovery) },
       );
     }
     return figures;
