@@ -59,12 +59,15 @@ export function checkHistory(history: readonly HistoryEntry[], final: FinalState
       violations.push({ rule: 'promotions-vs-epochs', detail: `bus: ${final.bus.promotions} promotions finished, ${final.bus.primaryChanged} primary.changed; epoch moved ${epochDelta} times`, at: endAt });
     }
   }
-  // A node took a write sent after an epoch moved past it (the epoch's record is written on the new primary before it is announced).
+  // A node took a write sent after an epoch moved past it: it had been the primary of an
+  // earlier epoch, and a later epoch naming another node was recorded before the write was
+  // sent (the record is written on the new primary before it is announced). A write sent
+  // before the new primary's record and held by the router until then is not one.
   for (const a of acks) {
     const current = [...final.epochs].reverse().find((e) => e.at <= a.sentAt);
-    if (current && current.primaryId !== a.node) {
-      violations.push({ rule: 'write-on-deposed-node', detail: `write #${a.id} sent at ${new Date(a.sentAt).toISOString()} acknowledged by ${a.node}, but ${current.primaryId} was primary since epoch ${current.epoch} (${new Date(current.at).toISOString()})`, at: a.at });
-    }
+    if (!current || current.primaryId === a.node) continue;
+    if (!final.epochs.some((e) => e.epoch < current.epoch && e.primaryId === a.node)) continue;
+    violations.push({ rule: 'write-on-deposed-node', detail: `write #${a.id} sent at ${new Date(a.sentAt).toISOString()} acknowledged by ${a.node} (its epoch ${a.epoch}), but ${current.primaryId} was primary since epoch ${current.epoch} (${new Date(current.at).toISOString()})`, at: a.at });
   }
   for (const e of history) {
     if (e.type === 'read' && !e.found) violations.push({ rule: 'token-read-missed', detail: `${e.router}'s read of #${e.id} with its write's token on ${e.node} did not see it`, at: e.at });
