@@ -89,7 +89,7 @@ export function drawSchedule(seed: number): Schedule {
   const steps: FaultStep[] = Array.from({ length: count }, () => ({
     kind: pick(),
     delayMs: between(300, 1_500),
-    holdMs: between(1_500, 6_000),
+    holdMs: between(1_500, 8_000),
     replica: random() < 0.5 ? 0 : 1,
     during: random() < 0.5 ? 'kill-primary' : 'kill-other-replica',
   }));
