@@ -1,9 +1,9 @@
 import type { NodeState } from '@pgreplica/protocol';
 import type pg from 'pg';
 import { isConnectionError, RouterError, sqlState } from './errors.js';
+import { INSERT_LSN_SQL } from './executor.js';
 import type { RoutingParts } from './routing-parts.js';
 import type { RouteReason } from './selection.js';
-import { INSERT_LSN_SQL } from './executor.js';
 import type { Statement } from './statement.js';
 import { type DecodedToken, primaryOnlyToken } from './tokens.js';
 
