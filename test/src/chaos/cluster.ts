@@ -1,6 +1,8 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { Monitor } from '@pgreplica/monitor';
 import { busKeys, REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
 import { type Sandbox, slotNameOf, startSandbox } from '@pgreplica/sandbox';
@@ -10,7 +12,7 @@ import { writeConfig } from '../cli-fixture.js';
 import { eventually } from '../helpers.js';
 import { BusRecorder, startMonitor } from '../monitor-fixture.js';
 import { TcpProxy } from '../tcp-proxy.js';
-import { clusterConfig, startWorkerProcess, type WorkerProcess } from '../worker-fixture.js';
+import { clusterConfig, SANDBOX_HOOK, startWorkerProcess, type WorkerProcess, workerEnv } from '../worker-fixture.js';
 import type { EpochRecord, FinalState } from './checker.js';
 
 const ROUTER_CHILD = fileURLToPath(new URL('./router-child.mjs', import.meta.url));
@@ -77,7 +79,9 @@ export class ChaosCluster {
     this.redisProxy = await TcpProxy.start(sandbox.redis!.port);
     await sandbox.primary.query('CREATE TABLE chaos_ledger (id bigint PRIMARY KEY, router text NOT NULL)');
     const base = clusterConfig(sandbox);
-    const worker = { ...(base.worker as object), autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
+    const baseWorker = base.worker as { hooks: Record<string, unknown> };
+    const fence = `touch '${this.dir}/fenced-'"$PGREPLICA_NODE_ID" && node ${SANDBOX_HOOK} kill`;
+    const worker = { ...baseWorker, hooks: { ...baseWorker.hooks, fence }, autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
     const nodesVia = (proxies: Map<string, TcpProxy>) => sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: proxies.get(n.id)!.port, priority: i }));
     this.#workerConfigPath = writeConfig(this.dir, 'worker.json', { ...base, nodes: nodesVia(this.workerProxies), worker });
     this.bus = await BusRecorder.start(sandbox.redis!.url);
@@ -153,12 +157,56 @@ export class ChaosCluster {
     await this.#queue.add(name, signJob(name, data as never, undefined), { jobId: id, attempts: 1, removeOnComplete: 1000, removeOnFail: 1000 });
   }
 
-  /** Undoes every fault still in place: nodes running and resumed, proxies through. */
+  /** Whether the workers' fence hook powered the node off. */
+  fenced(nodeId: string): boolean {
+    return existsSync(join(this.dir, `fenced-${nodeId}`));
+  }
+
+  /** Starts a node the seed killed, unless the fence hook powered it off meanwhile (it stays off until {@link heal}). Returns what it did. */
+  async startUnlessFenced(nodeId: string): Promise<string> {
+    if (this.fenced(nodeId)) return `${nodeId} stays down: fenced (powered off) by the worker's hook`;
+    await this.sandbox.node(nodeId).start();
+    return `${nodeId} started again`;
+  }
+
+  /** SIGCONT to a node the seed stopped, unless the fence hook killed it meanwhile. */
+  resume(nodeId: string): string {
+    const node = this.sandbox.node(nodeId);
+    if (!node.running) return `${nodeId} is gone: fenced (killed) by the worker's hook`;
+    node.resume();
+    return `SIGCONT ${nodeId}`;
+  }
+
+  /** The one node that takes writes, once there is one. */
+  async #writablePrimary(timeoutMs: number): Promise<string | null> {
+    const deadline = Date.now() + timeoutMs;
+    do {
+      const { writable } = await this.state(false);
+      if (writable.length === 1) return writable[0]!;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    } while (Date.now() < deadline);
+    return null;
+  }
+
+  /**
+   * Undoes every fault still in place: proxies through, nodes resumed, killed
+   * nodes started — and a node the fence hook powered off brought back as a
+   * standby of the primary (the sandbox's rejoin hook: pg_rewind, else a new
+   * base backup), as an operator would after the incident.
+   */
   async heal(): Promise<void> {
     for (const p of [...this.clientProxies.values(), ...this.workerProxies.values(), this.redisProxy]) p.restore();
     for (const n of this.sandbox.nodes) {
       if (n.running) n.resume();
-      else await n.start().catch(() => {});
+      else if (!this.fenced(n.id)) await n.start().catch(() => {});
+    }
+    for (const n of this.sandbox.nodes) {
+      if (n.running || !this.fenced(n.id)) continue;
+      const primaryId = await this.#writablePrimary(30_000);
+      if (!primaryId) break;
+      const env = { ...process.env, ...workerEnv(this.sandbox), PGREPLICA_NODE_ID: n.id, PGREPLICA_PRIMARY_ID: primaryId };
+      await promisify(execFile)(process.execPath, [SANDBOX_HOOK, 'rejoin'], { env, timeout: 120_000 });
+      rmSync(join(this.dir, `fenced-${n.id}`), { force: true });
     }
     if (!this.sandbox.redis!.running) await this.sandbox.redis!.start();
     if (this.workers.every((w) => w.child.exitCode !== null || w.child.signalCode !== null)) await this.startWorker();

@@ -12,8 +12,7 @@ async function killFor(cluster: ChaosCluster, nodeId: string, holdMs: number, lo
   log('start', `kill -9 ${nodeId}`);
   await node.kill();
   await sleep(holdMs);
-  await node.start();
-  log('end', `${nodeId} started again`);
+  log('end', await cluster.startUnlessFenced(nodeId));
 }
 
 /** Empties the WAL receivers' primary_conninfo (the replicas stop streaming), restores it after `holdMs` unless a repoint rewrote it meanwhile. */
@@ -55,8 +54,7 @@ export async function injectFault(cluster: ChaosCluster, step: FaultStep, log: F
       log('start', `SIGSTOP ${primaryId} (postmaster and backends)`);
       node.pause();
       await sleep(step.holdMs);
-      node.resume();
-      log('end', `SIGCONT ${primaryId}`);
+      log('end', cluster.resume(primaryId));
       return;
     }
     case 'restart-primary':
@@ -96,8 +94,7 @@ export async function injectFault(cluster: ChaosCluster, step: FaultStep, log: F
       log('start', `worker pid ${victim?.child.pid} killed (SIGKILL)`);
       await cluster.startWorker();
       await sleep(step.holdMs);
-      await node.start();
-      log('end', `${primaryId} started again, a new worker runs`);
+      log('end', `${await cluster.startUnlessFenced(primaryId)}; a new worker runs`);
       return;
     }
     case 'duplicate-promote': {
@@ -109,8 +106,7 @@ export async function injectFault(cluster: ChaosCluster, step: FaultStep, log: F
       const payload = { cluster: 'main', epoch, failedPrimaryId: primaryId, automatic: true, dryRun: false, detectedAt: new Date().toISOString() };
       for (let i = 0; i < 2; i++) await cluster.enqueue('promote', payload, `promote.main.e${epoch}.dup.${randomUUID()}`).catch(() => {});
       await sleep(step.holdMs);
-      await node.start();
-      log('end', `${primaryId} started again`);
+      log('end', await cluster.startUnlessFenced(primaryId));
       return;
     }
     case 'switchover-during-failure': {

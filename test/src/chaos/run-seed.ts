@@ -57,13 +57,13 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     healedAt = Date.now();
     const files = [faultFile, ...Array.from({ length: ROUTERS }, (_, i) => cluster.routerHistory(i))];
     const deadline = Date.now() + CONVERGE_MS;
-    for (;;) {
+    // Settled twice in a row, a second apart: a fence or rejoin in flight would show.
+    for (let stable = 0; stable < 2 && Date.now() < deadline; ) {
       const state = await cluster.state(false);
       const writesBack = readHistory(files.slice(1)).some((e) => e.type === 'write' && e.sentAt >= healedAt);
-      if ((settled(state) && writesBack) || Date.now() > deadline) break;
-      await sleep(500);
+      stable = settled(state) && writesBack ? stable + 1 : 0;
+      await sleep(stable > 0 ? 1_000 : 500);
     }
-    await sleep(500);
     await cluster.stopRouters();
     endAt = Date.now();
     const final = await cluster.state(true);
@@ -72,6 +72,9 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     violations = checkHistory(history, final, { healedAt, endAt });
     writeFileSync(join(dir, 'final.json'), JSON.stringify({ ...final, ledgerIds: final.ledgerIds.size, violations }, null, 2));
   } finally {
+    // What the bus and the workers said, for a post-mortem of the seed.
+    writeFileSync(join(dir, 'bus.jsonl'), cluster.bus.events.map((e) => JSON.stringify(e)).join('\n'));
+    for (const [i, w] of cluster.workers.entries()) writeFileSync(join(dir, `worker${i + 1}.log`), w.output());
     await cluster.close();
   }
   const t0 = history[0]?.at ?? started;
