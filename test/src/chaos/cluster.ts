@@ -81,7 +81,9 @@ export class ChaosCluster {
     const base = clusterConfig(sandbox);
     const baseWorker = base.worker as { hooks: Record<string, unknown> };
     const fence = `touch '${this.dir}/fenced-'"$PGREPLICA_NODE_ID" && node ${SANDBOX_HOOK} kill`;
-    const worker = { ...baseWorker, hooks: { ...baseWorker.hooks, fence }, autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
+    // CHAOS_FENCE=soft: no fence hook, the worker fences softly (connections refused) as without host access.
+    const hooks = process.env.CHAOS_FENCE === 'soft' ? baseWorker.hooks : { ...baseWorker.hooks, fence };
+    const worker = { ...baseWorker, hooks, autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
     const nodesVia = (proxies: Map<string, TcpProxy>) => sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: proxies.get(n.id)!.port, priority: i }));
     this.#workerConfigPath = writeConfig(this.dir, 'worker.json', { ...base, nodes: nodesVia(this.workerProxies), worker });
     this.bus = await BusRecorder.start(sandbox.redis!.url);
