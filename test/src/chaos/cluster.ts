@@ -167,7 +167,21 @@ export class ChaosCluster {
   /** Starts a node the seed killed, unless the fence hook powered it off meanwhile (it stays off until {@link heal}). Returns what it did. */
   async startUnlessFenced(nodeId: string): Promise<string> {
     if (this.fenced(nodeId)) return `${nodeId} stays down: fenced (powered off) by the worker's hook`;
-    await this.sandbox.node(nodeId).start();
+    // The hook's kill is a no-op on a node still starting: clients are kept off (its client
+    // proxy cut) until the start is over and the marker checked again, so that a fence that
+    // raced the start still wins before anyone writes there, as a power-off would.
+    const proxy = this.clientProxies.get(nodeId)!;
+    const node = this.sandbox.node(nodeId);
+    proxy.cutOff();
+    try {
+      await node.start();
+      if (this.fenced(nodeId)) {
+        await node.kill();
+        return `${nodeId} killed again: fenced by the worker's hook while it started`;
+      }
+    } finally {
+      proxy.restore();
+    }
     return `${nodeId} started again`;
   }
 
@@ -200,7 +214,7 @@ export class ChaosCluster {
     for (const p of [...this.clientProxies.values(), ...this.workerProxies.values(), this.redisProxy]) p.restore();
     for (const n of this.sandbox.nodes) {
       if (n.running) n.resume();
-      else if (!this.fenced(n.id)) await n.start().catch(() => {});
+      else await this.startUnlessFenced(n.id).catch(() => {});
     }
     for (const n of this.sandbox.nodes) {
       if (n.running || !this.fenced(n.id)) continue;

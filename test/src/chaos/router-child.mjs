@@ -37,6 +37,11 @@ db.on('error', () => {});
 process.on('SIGTERM', () => {
   running = false;
 });
+// The orchestrator died without stopping us (killed): stop too, instead of writing to a dead cluster.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) process.exit(0);
+}, 1_000).unref();
 
 await db.ready();
 process.stdout.write('router ready\n');
