@@ -53,6 +53,17 @@ describe('RemediationPlanner', () => {
     expect(plan.jobs).toMatchObject([{ name: 'fence', dedupeId: 'fence.main.e4.r1', payload: { nodeId: 'r1' } }]);
   });
 
+  it('plans a repoint for a replica whose WAL receiver stays down while the primary answers; not while paused or with the primary away', () => {
+    const planner = new RemediationPlanner(config);
+    const nodes = [node('p1', 'primary', 'healthy', 'ok'), node('r1', 'replica', 'unhealthy', 'wal-receiver-down')];
+    const sample = { slots: [] } as unknown as NodeSample;
+    expect(planner.plan(round(nodes, sample), record, false, noSample, t0).jobs).toMatchObject([{ name: 'repoint', dedupeId: 'repoint.main.e4.r1', payload: { nodeId: 'r1', primaryId: 'p1', epoch: 4 } }]);
+    expect(planner.plan(round(nodes, sample), record, true, noSample, t0).jobs).toEqual([]);
+    expect(planner.plan(round(nodes, null), record, false, noSample, t0).jobs).toEqual([]);
+    const degraded = [node('p1', 'primary', 'healthy', 'ok'), node('r1', 'replica', 'degraded', 'wal-receiver-down')];
+    expect(planner.plan(round(degraded, sample), record, false, noSample, t0).jobs).toEqual([]);
+  });
+
   it('plans a slot cleanup for a slot inactive past the grace period', () => {
     const planner = new RemediationPlanner(config);
     const sample = { slots: [{ slotName: 'old', slotType: 'physical', active: false, activePid: null, walStatus: 'reserved', safeWalSizeBytes: null, retainedBytes: 1_000 }] } as unknown as NodeSample;

@@ -220,6 +220,10 @@ export class ChaosCluster {
       if (n.running || !this.fenced(n.id)) continue;
       const primaryId = await this.#writablePrimary(30_000);
       if (!primaryId) break;
+      // As the worker's rejoin job does: the node's slot on the primary first, or the standby never streams.
+      await this.sandbox
+        .node(primaryId)
+        .query('SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [slotNameOf(n.id)]);
       const env = { ...process.env, ...workerEnv(this.sandbox), PGREPLICA_NODE_ID: n.id, PGREPLICA_PRIMARY_ID: primaryId };
       await promisify(execFile)(process.execPath, [SANDBOX_HOOK, 'rejoin'], { env, timeout: 120_000 });
       rmSync(join(this.dir, `fenced-${n.id}`), { force: true });
