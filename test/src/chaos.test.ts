@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -30,7 +30,12 @@ describe('chaos: randomized faults under routers writing and reading with tokens
       join(outDir, 'summary.json'),
       JSON.stringify({ seeds: results.length, failedSeeds: failed.map((r) => r.seed), perFaultKind: summary, seedsRun: results.map((r) => ({ seed: r.seed, wallMs: r.wallMs, violations: r.violations, steps: r.schedule.steps.map((s) => s.kind), workers: r.schedule.workers })) }, null, 2),
     );
-    process.stderr.write(`\n[chaos] ${results.length} seeds, ${failed.length} with violations${failed.length ? ` (${failed.map((r) => r.seed).join(', ')})` : ''}; histories in ${outDir}\n${formatSummary(summary)}\n`);
+    // Under plain `npm test` a run that found nothing leaves nothing behind.
+    const keep = failed.length > 0 || process.env.CHAOS_SEEDS !== undefined || process.env.CHAOS_DIR !== undefined;
+    if (!keep) rmSync(outDir, { recursive: true, force: true });
+    process.stderr.write(
+      `\n[chaos] ${results.length} seeds, ${failed.length} with violations${failed.length ? ` (${failed.map((r) => r.seed).join(', ')})` : ''}${keep ? `; histories and summary.json in ${outDir}` : ''}\n${formatSummary(summary)}\n`,
+    );
   });
 
   for (const seed of seeds) {
