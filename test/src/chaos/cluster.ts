@@ -85,9 +85,11 @@ export class ChaosCluster {
     const hooks = process.env.CHAOS_FENCE === 'soft' ? baseWorker.hooks : { ...baseWorker.hooks, fence };
     const worker = { ...baseWorker, hooks, autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
     const nodesVia = (proxies: Map<string, TcpProxy>) => sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: proxies.get(n.id)!.port, priority: i }));
-    this.#workerConfigPath = writeConfig(this.dir, 'worker.json', { ...base, nodes: nodesVia(this.workerProxies), worker });
+    // CHAOS_DURABILITY=synchronous: ANY 1 quorum commit, and only a synchronous standby is promoted.
+    const failover = { ...(base.failover as object), durability: process.env.CHAOS_DURABILITY === 'synchronous' ? 'synchronous' : 'asynchronous' };
+    this.#workerConfigPath = writeConfig(this.dir, 'worker.json', { ...base, failover, nodes: nodesVia(this.workerProxies), worker });
     this.bus = await BusRecorder.start(sandbox.redis!.url);
-    this.monitor = await startMonitor(sandbox, { nodes: nodesVia(this.clientProxies), failover: base.failover, worker });
+    this.monitor = await startMonitor(sandbox, { nodes: nodesVia(this.clientProxies), failover, worker });
     this.#redis = new Redis(sandbox.redis!.url, { maxRetriesPerRequest: null });
     this.#redis.on('error', () => {});
     this.#queue = new Queue(REMEDIATION_QUEUE, { connection: this.#redis, prefix: busKeys('main').queuePrefix });
