@@ -86,7 +86,7 @@ export class ChaosCluster {
     const worker = { ...baseWorker, hooks, autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
     const nodesVia = (proxies: Map<string, TcpProxy>) => sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: proxies.get(n.id)!.port, priority: i }));
     // CHAOS_DURABILITY=synchronous: ANY 1 quorum commit, and only a synchronous standby is promoted.
-    const failover = { ...(base.failover as object), durability: process.env.CHAOS_DURABILITY === 'synchronous' ? 'synchronous' : 'asynchronous' };
+    const failover = { ...(base.failover as object), durability: process.env.CHAOS_DURABILITY === 'synchronous' ? 'synchronous' : 'async' };
     this.#workerConfigPath = writeConfig(this.dir, 'worker.json', { ...base, failover, nodes: nodesVia(this.workerProxies), worker });
     this.bus = await BusRecorder.start(sandbox.redis!.url);
     this.monitor = await startMonitor(sandbox, { nodes: nodesVia(this.clientProxies), failover, worker });
