@@ -24,8 +24,8 @@ export interface RemediationPlan {
 /**
  * Decides, round by round, which remediation the leader monitor triggers:
  * slot cleanups (through a {@link SlotWatch}), fences of writable nodes that
- * are not the primary of the epoch, repoints of replicas whose WAL receiver
- * stays down while the primary answers, and promotion when the primary is dead
+ * are not the primary of the epoch, repoints of replicas that do not stream
+ * from the primary while it answers, and promotion when the primary is dead
  * (by {@link decideFailover}). No I/O: the monitor enqueues and publishes.
  */
 export class RemediationPlanner {
@@ -106,10 +106,18 @@ export class RemediationPlanner {
       }
     }
     if (!paused && round.primarySample) {
-      // A replica whose WAL receiver stays down while the primary answers (it was away when a
-      // promotion repointed the others, and follows the deposed primary): repoint it.
+      // A replica that was away when a promotion or switchover repointed the others follows the
+      // deposed primary: its WAL receiver stays down (the old primary is gone), or it streams from
+      // the old primary now a standby (a cascade: the primary lists no standby under its slot name).
+      const standbys = round.primarySample.standbys;
       for (const node of round.nodes) {
-        if (node.id === primaryId || node.reason !== 'wal-receiver-down' || node.status !== 'unhealthy') continue;
+        if (node.id === primaryId) continue;
+        const receiverDown = node.reason === 'wal-receiver-down' && node.status === 'unhealthy';
+        const slotName = this.#config.nodes.find((n) => n.id === node.id)?.slotName;
+        const sample = sampleOf(node.id);
+        const fromPrimary = standbys.some((s) => s.state === 'streaming' && (s.slotName === slotName || s.applicationName === slotName));
+        const elsewhere = sample?.inRecovery === true && sample.walReceiver?.status === 'streaming' && !fromPrimary;
+        if (!receiverDown && !elsewhere) continue;
         jobs.push({ name: 'repoint', payload: { cluster, epoch, nodeId: node.id, primaryId }, dedupeId: jobId('repoint', { cluster, epoch, nodeId: node.id }) });
       }
     }

@@ -13,9 +13,10 @@ export interface RepointResult {
 }
 
 /**
- * Makes a replica whose WAL receiver is down stream from the primary of the
- * epoch again (one that was unreachable when a promotion repointed the
- * others, and came back following the deposed primary). Under the change
+ * Makes a replica stream from the primary of the epoch again: one that was
+ * unreachable when a promotion or switchover repointed the others and came
+ * back following the deposed primary (its WAL receiver down, or streaming
+ * from the old primary now a standby). Under the change
  * lock, and only when the job's epoch and primary are still the record's,
  * the node is in recovery and the primary answers as one: a node that is
  * writable is a fence's matter, one on a forked timeline a rejoin's.
@@ -34,6 +35,10 @@ export async function repointReplica(job: RepointJob, ctx: JobContext, jobId: st
     if (!sample.inRecovery) return notNeeded(`${job.nodeId} is not in recovery: fencing or rejoining it is another job`);
     const primarySample = sampleOf(probes.get(record.primaryId));
     if (!primarySample || primarySample.inRecovery) throw new Error(`the primary ${record.primaryId} is not reachable as a primary`);
+    const slotName = ctx.cluster.node(job.nodeId).slotName;
+    if (primarySample.standbys.some((s) => s.state === 'streaming' && (s.slotName === slotName || s.applicationName === slotName))) {
+      return notNeeded(`${job.nodeId} streams from ${record.primaryId}`);
+    }
     checkAbort(ctx, `repointing ${job.nodeId}`);
     if (!(await lock.extend())) throw new Error('lost the change lock before repointing');
     const outcome = await repoint(ctx.cluster.node(job.nodeId), ctx.cluster.node(record.primaryId), ctx);
