@@ -80,6 +80,14 @@ export class WritePath {
         metrics.writeRetries.inc({ cause: 'connect' });
         continue;
       }
+      if (store.epoch !== epoch) {
+        // The epoch moved just as the connection opened (a hung primary that woke up after the
+        // failover): it was fenced for the old epoch, which a deposed node not fenced yet still
+        // records. Nothing ran: start over on the primary of the new epoch.
+        client.release();
+        metrics.writeRetries.inc({ cause: 'fenced' });
+        continue;
+      }
       let written: { result: pg.QueryResult<R>; lsn: string | null };
       try {
         written = await executor.write<R>(primary, client, started, reason, sql, params, wantToken);

@@ -53,6 +53,27 @@ describe('RemediationPlanner', () => {
     expect(plan.jobs).toMatchObject([{ name: 'fence', dedupeId: 'fence.main.e4.r1', payload: { nodeId: 'r1' } }]);
   });
 
+  it('plans a repoint for a replica whose WAL receiver stays down while the primary answers; not while paused or with the primary away', () => {
+    const planner = new RemediationPlanner(config);
+    const nodes = [node('p1', 'primary', 'healthy', 'ok'), node('r1', 'replica', 'unhealthy', 'wal-receiver-down')];
+    const sample = { slots: [], standbys: [] } as unknown as NodeSample;
+    expect(planner.plan(round(nodes, sample), record, false, noSample, t0).jobs).toMatchObject([{ name: 'repoint', dedupeId: 'repoint.main.e4.r1', payload: { nodeId: 'r1', primaryId: 'p1', epoch: 4 } }]);
+    expect(planner.plan(round(nodes, sample), record, true, noSample, t0).jobs).toEqual([]);
+    expect(planner.plan(round(nodes, null), record, false, noSample, t0).jobs).toEqual([]);
+    const degraded = [node('p1', 'primary', 'healthy', 'ok'), node('r1', 'replica', 'degraded', 'wal-receiver-down')];
+    expect(planner.plan(round(degraded, sample), record, false, noSample, t0).jobs).toEqual([]);
+  });
+
+  it('plans a repoint for a replica that streams, but not from the primary (a cascade from the old primary)', () => {
+    const planner = new RemediationPlanner(config);
+    const nodes = [node('p1', 'primary', 'healthy', 'ok'), node('r1', 'replica', 'healthy', 'ok')];
+    const primary = (standbys: object[]) => ({ slots: [], standbys }) as unknown as NodeSample;
+    const streaming = (id: string) => (id === 'r1' ? ({ inRecovery: true, walReceiver: { status: 'streaming' } } as unknown as NodeSample) : null);
+    expect(planner.plan(round(nodes, primary([])), record, false, streaming, t0).jobs).toMatchObject([{ name: 'repoint', payload: { nodeId: 'r1', primaryId: 'p1' } }]);
+    expect(planner.plan(round(nodes, primary([{ slotName: 'r1', applicationName: 'x', state: 'streaming' }])), record, false, streaming, t0).jobs).toEqual([]);
+    expect(planner.plan(round(nodes, primary([{ slotName: null, applicationName: 'r1', state: 'streaming' }])), record, false, streaming, t0).jobs).toEqual([]);
+  });
+
   it('plans a slot cleanup for a slot inactive past the grace period', () => {
     const planner = new RemediationPlanner(config);
     const sample = { slots: [{ slotName: 'old', slotType: 'physical', active: false, activePid: null, walStatus: 'reserved', safeWalSizeBytes: null, retainedBytes: 1_000 }] } as unknown as NodeSample;

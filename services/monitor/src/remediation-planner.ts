@@ -1,6 +1,6 @@
 import { decideFailover, type FailoverDecision, observeWitnesses, SlotWatch, synchronousStandbyNames } from '@pgreplica/decisions';
 import type { NodeSample, RoundAssessment } from '@pgreplica/probe';
-import { jobId, type JobName, type JobPayloadMap, type PrimaryRecord } from '@pgreplica/protocol';
+import { type JobName, type JobPayloadMap, jobId, type PrimaryRecord } from '@pgreplica/protocol';
 import type { Config } from '@pgreplica/runtime';
 
 /** A job the monitor should enqueue. */
@@ -24,7 +24,8 @@ export interface RemediationPlan {
 /**
  * Decides, round by round, which remediation the leader monitor triggers:
  * slot cleanups (through a {@link SlotWatch}), fences of writable nodes that
- * are not the primary of the epoch, and promotion when the primary is dead
+ * are not the primary of the epoch, repoints of replicas that do not stream
+ * from the primary while it answers, and promotion when the primary is dead
  * (by {@link decideFailover}). No I/O: the monitor enqueues and publishes.
  */
 export class RemediationPlanner {
@@ -102,6 +103,22 @@ export class RemediationPlanner {
           payload: { cluster, epoch, nodeId: node.id, reason: `${node.reason}: ${primaryId} is the primary of epoch ${epoch}` },
           dedupeId: jobId('rejoin', { cluster, epoch, nodeId: node.id }),
         });
+      }
+    }
+    if (!paused && round.primarySample) {
+      // A replica that was away when a promotion or switchover repointed the others follows the
+      // deposed primary: its WAL receiver stays down (the old primary is gone), or it streams from
+      // the old primary now a standby (a cascade: the primary lists no standby under its slot name).
+      const standbys = round.primarySample.standbys;
+      for (const node of round.nodes) {
+        if (node.id === primaryId) continue;
+        const receiverDown = node.reason === 'wal-receiver-down' && node.status === 'unhealthy';
+        const slotName = this.#config.nodes.find((n) => n.id === node.id)?.slotName;
+        const sample = sampleOf(node.id);
+        const fromPrimary = standbys.some((s) => s.state === 'streaming' && (s.slotName === slotName || s.applicationName === slotName));
+        const elsewhere = sample?.inRecovery === true && sample.walReceiver?.status === 'streaming' && !fromPrimary;
+        if (!receiverDown && !elsewhere) continue;
+        jobs.push({ name: 'repoint', payload: { cluster, epoch, nodeId: node.id, primaryId }, dedupeId: jobId('repoint', { cluster, epoch, nodeId: node.id }) });
       }
     }
     const primary = round.nodes.find((n) => n.id === primaryId);

@@ -1,19 +1,19 @@
 import { AuthorityStore, BusPublisher, ChangeLock, closeRedis, connectServiceRedis, RemediationLedger } from '@pgreplica/bus';
-import { busKeys, type BusKeys, checkJobAuth, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
-import { closeServer, type Config, type HttpServer, createServiceApp, listen, runShutdownSteps } from '@pgreplica/runtime';
+import { type BusKeys, busKeys, checkJobAuth, JOB_SCHEMAS, type JobName, REMEDIATION_QUEUE } from '@pgreplica/protocol';
+import { type Config, closeServer, createServiceApp, type HttpServer, listen, runShutdownSteps } from '@pgreplica/runtime';
 import { type Job, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { ClusterAccess } from './cluster-access.js';
 import type { JobContext } from './context.js';
 import { fence } from './jobs/fence.js';
 import { promote } from './jobs/promote.js';
 import { rejoin } from './jobs/rejoin.js';
+import { repointReplica } from './jobs/repoint-replica.js';
 import { slotCleanup } from './jobs/slot-cleanup.js';
 import { switchover } from './jobs/switchover.js';
 import { syncStandbys } from './jobs/sync-standbys.js';
-import { repoint } from './repoint.js';
 
 /** Lifecycle of a {@link RemediationWorker}. */
 export type WorkerStatus = 'idle' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -183,11 +183,9 @@ export class RemediationWorker {
         case 'rejoin':
           result = await rejoin(JOB_SCHEMAS.rejoin.parse(job.data), ctx, String(job.id));
           break;
-        case 'repoint': {
-          const data = JOB_SCHEMAS.repoint.parse(job.data);
-          result = await repoint(this.#cluster.node(data.nodeId), this.#cluster.node(data.primaryId), ctx);
+        case 'repoint':
+          result = await repointReplica(JOB_SCHEMAS.repoint.parse(job.data), ctx, String(job.id));
           break;
-        }
       }
       this.#jobs.inc({ job: job.name, outcome: 'ok' });
       await this.#spendNonce(nonceKey);

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { checkHistory, type FinalState } from './checker.js';
+import type { HistoryEntry } from './history.js';
+
+const final = (over: Partial<FinalState> = {}): FinalState => ({
+  writable: ['r1'],
+  streaming: { p1: true, r1: true, r2: true },
+  ledgerIds: new Set([1, 2]),
+  epochs: [
+    { epoch: 1, primaryId: 'p1', at: 0 },
+    { epoch: 2, primaryId: 'r1', at: 100 },
+  ],
+  timeline: 2,
+  initialTimeline: 1,
+  initialEpoch: 1,
+  bus: { primaryChanged: 1, promotions: 1 },
+  ...over,
+});
+const write = (id: number, node: string, sentAt: number, at = sentAt + 5): HistoryEntry => ({ type: 'write', router: 'router1', id, sentAt, at, node, epoch: null, token: 'v1.1.0/0' });
+const times = { healedAt: 50, endAt: 1_000 };
+
+describe('chaos checker', () => {
+  it('passes a clean history', () => {
+    expect(checkHistory([write(1, 'p1', 10), write(2, 'r1', 90, 120)], final(), times)).toEqual([]);
+  });
+
+  it('a write held by the router until the new primary recorded its epoch is not on a deposed node', () => {
+    expect(checkHistory([write(1, 'p1', 10), write(2, 'r1', 60, 150)], final(), times)).toEqual([]);
+  });
+
+  it('flags a write the old primary took after the new epoch was recorded, and one missing at the end', () => {
+    const rules = checkHistory([write(1, 'p1', 10), write(2, 'r1', 110), write(3, 'p1', 120)], final(), times).map((v) => v.rule);
+    expect(rules).toEqual(['acknowledged-write-lost', 'write-on-deposed-node']);
+  });
+
+  it('flags a token read that missed, two writable nodes, a node not streaming, promotions that do not match epochs', () => {
+    const miss: HistoryEntry = { type: 'read', router: 'router1', id: 1, at: 20, node: 'r2', found: false };
+    expect(checkHistory([write(1, 'p1', 60), miss], final(), times).map((v) => v.rule)).toEqual(['token-read-missed']);
+    expect(checkHistory([write(1, 'p1', 60)], final({ writable: ['p1', 'r1'] }), times).map((v) => v.rule)).toEqual(['not-one-primary']);
+    expect(checkHistory([write(1, 'p1', 60)], final({ streaming: { p1: false, r1: true, r2: true } }), times).map((v) => v.rule)).toEqual(['not-streaming']);
+    expect(checkHistory([write(1, 'p1', 60)], final({ timeline: 3 }), times).map((v) => v.rule)).toEqual(['promotions-vs-epochs']);
+    expect(checkHistory([write(1, 'p1', 60)], final({ bus: { primaryChanged: 2, promotions: 1 } }), times).map((v) => v.rule)).toEqual(['promotions-vs-epochs']);
+  });
+
+  it('flags writes that never came back after the last fault', () => {
+    expect(checkHistory([write(1, 'p1', 10)], final(), times).map((v) => v.rule)).toEqual(['writes-not-back']);
+  });
+});

@@ -1,0 +1,76 @@
+import type { HistoryEntry, WriteEntry } from './history.js';
+
+/** A row of the `pgreplica.epoch` table of the final primary: who became primary when. */
+export interface EpochRecord {
+  epoch: number;
+  primaryId: string;
+  at: number;
+}
+
+/** What the orchestrator read from the servers after the faults ended and the cluster settled. */
+export interface FinalState {
+  /** Nodes that accept writes (reachable, not in recovery, not fenced). */
+  writable: string[];
+  /** Every node, and whether it streams from the single writable node. */
+  streaming: Record<string, boolean>;
+  /** Ids in `chaos_ledger` on the final primary (empty without one). */
+  ledgerIds: ReadonlySet<number>;
+  /** The epoch history on the final primary, oldest first. */
+  epochs: EpochRecord[];
+  /** The final primary's timeline and the one the cluster started on. */
+  timeline: number;
+  initialTimeline: number;
+  initialEpoch: number;
+  /** Bus events counted by a recorder: null when Redis lost them (restarted empty, cut). */
+  bus: { primaryChanged: number; promotions: number } | null;
+}
+
+/** A broken guarantee. */
+export interface Violation {
+  rule: 'acknowledged-write-lost' | 'write-on-deposed-node' | 'token-read-missed' | 'not-one-primary' | 'not-streaming' | 'promotions-vs-epochs' | 'writes-not-back';
+  detail: string;
+  /** When it happened (ms since the epoch), for the history excerpt. */
+  at: number;
+}
+
+/**
+ * Checks a seed's history and final state against the guarantees of issue 8.
+ * Pure: the same inputs give the same verdict.
+ */
+export function checkHistory(history: readonly HistoryEntry[], final: FinalState, times: { healedAt: number; endAt: number }): Violation[] {
+  const { healedAt, endAt } = times;
+  const violations: Violation[] = [];
+  const acks = history.filter((e): e is WriteEntry => e.type === 'write');
+  if (!acks.some((a) => a.sentAt >= healedAt)) violations.push({ rule: 'writes-not-back', detail: 'no write was acknowledged after the last fault ended', at: endAt });
+  const primaryId = final.writable.length === 1 ? final.writable[0]! : null;
+  if (primaryId === null) {
+    violations.push({ rule: 'not-one-primary', detail: `nodes taking writes at the end: [${final.writable.join(', ')}]`, at: endAt });
+  } else {
+    for (const a of acks) {
+      if (!final.ledgerIds.has(a.id)) violations.push({ rule: 'acknowledged-write-lost', detail: `write #${a.id} acknowledged by ${a.node} (epoch ${a.epoch}) is not on the final primary ${primaryId}`, at: a.at });
+    }
+    for (const [node, streams] of Object.entries(final.streaming)) {
+      if (node !== primaryId && !streams) violations.push({ rule: 'not-streaming', detail: `${node} does not stream from the final primary ${primaryId}`, at: endAt });
+    }
+    const epochDelta = (final.epochs.at(-1)?.epoch ?? final.initialEpoch) - final.initialEpoch;
+    const timelineDelta = final.timeline - final.initialTimeline;
+    if (timelineDelta !== epochDelta) violations.push({ rule: 'promotions-vs-epochs', detail: `the final primary's timeline moved ${timelineDelta} times, the epoch ${epochDelta} times`, at: endAt });
+    if (final.bus && (final.bus.primaryChanged !== epochDelta || final.bus.promotions !== epochDelta)) {
+      violations.push({ rule: 'promotions-vs-epochs', detail: `bus: ${final.bus.promotions} promotions finished, ${final.bus.primaryChanged} primary.changed; epoch moved ${epochDelta} times`, at: endAt });
+    }
+  }
+  // A node took a write sent after an epoch moved past it: it had been the primary of an
+  // earlier epoch, and a later epoch naming another node was recorded before the write was
+  // sent (the record is written on the new primary before it is announced). A write sent
+  // before the new primary's record and held by the router until then is not one.
+  for (const a of acks) {
+    const current = [...final.epochs].reverse().find((e) => e.at <= a.sentAt);
+    if (!current || current.primaryId === a.node) continue;
+    if (!final.epochs.some((e) => e.epoch < current.epoch && e.primaryId === a.node)) continue;
+    violations.push({ rule: 'write-on-deposed-node', detail: `write #${a.id} sent at ${new Date(a.sentAt).toISOString()} acknowledged by ${a.node} (its epoch ${a.epoch}), but ${current.primaryId} was primary since epoch ${current.epoch} (${new Date(current.at).toISOString()})`, at: a.at });
+  }
+  for (const e of history) {
+    if (e.type === 'read' && !e.found) violations.push({ rule: 'token-read-missed', detail: `${e.router}'s read of #${e.id} with its write's token on ${e.node} did not see it`, at: e.at });
+  }
+  return violations;
+}

@@ -1,0 +1,95 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { checkHistory, type FinalState, type Violation } from './checker.js';
+import { ChaosCluster, ROUTERS } from './cluster.js';
+import { injectFault } from './faults.js';
+import { type FaultFigures, faultFigures } from './figures.js';
+import { appendEntry, formatEntries, type HistoryEntry, readHistory } from './history.js';
+import { drawSchedule, type Schedule } from './schedule.js';
+
+/** How long the cluster may take to settle after the last fault: one primary, every node streaming, writes back. */
+const CONVERGE_MS = 60_000;
+
+/** The outcome of one seed. */
+export interface SeedResult {
+  seed: number;
+  schedule: Schedule;
+  violations: Violation[];
+  figures: FaultFigures[];
+  wallMs: number;
+  dir: string;
+  /** The command that replays it. */
+  replay: string;
+  /** The history around each violation, ready to print. */
+  report: string;
+}
+
+/** Whether the state is settled: exactly one node takes writes, the others stream from it, the bus counted every promotion. */
+function settled(state: FinalState): boolean {
+  return state.writable.length === 1 && Object.values(state.streaming).every(Boolean) && (state.bus === null || state.bus.primaryChanged === state.bus.promotions);
+}
+
+/**
+ * Runs one seed: a fresh cluster, a warm-up, the schedule's faults one after
+ * the other (each undone before the next), a wait for the cluster to settle,
+ * then the routers stopped and the history checked against the final state.
+ * Everything started is stopped, even on failure.
+ */
+export async function runSeed(seed: number, rootDir: string): Promise<SeedResult> {
+  const started = Date.now();
+  const schedule = drawSchedule(seed);
+  const dir = join(rootDir, `seed-${seed}`);
+  mkdirSync(dir, { recursive: true });
+  const faultFile = join(dir, 'faults.jsonl');
+  const cluster = await ChaosCluster.start(dir, schedule.workers);
+  let history: HistoryEntry[] = [];
+  let violations: Violation[] = [];
+  let healedAt = Date.now();
+  let endAt = Date.now();
+  try {
+    await sleep(1_000);
+    for (const [i, step] of schedule.steps.entries()) {
+      await sleep(step.delayMs);
+      await injectFault(cluster, step, (phase, detail) => appendEntry(faultFile, { type: 'fault', kind: step.kind, step: i, phase, at: Date.now(), detail }));
+    }
+    await cluster.heal();
+    healedAt = Date.now();
+    const files = [faultFile, ...Array.from({ length: ROUTERS }, (_, i) => cluster.routerHistory(i))];
+    const deadline = Date.now() + CONVERGE_MS;
+    // Settled twice in a row, a second apart: a fence or rejoin in flight would show.
+    for (let stable = 0; stable < 2 && Date.now() < deadline; ) {
+      const state = await cluster.state(false);
+      const writesBack = readHistory(files.slice(1)).some((e) => e.type === 'write' && e.sentAt >= healedAt);
+      stable = settled(state) && writesBack ? stable + 1 : 0;
+      await sleep(stable > 0 ? 1_000 : 500);
+    }
+    await cluster.stopRouters();
+    endAt = Date.now();
+    const final = await cluster.state(true);
+    history = readHistory(files);
+    writeFileSync(join(dir, 'history.jsonl'), history.map((e) => JSON.stringify(e)).join('\n'));
+    violations = checkHistory(history, final, { healedAt, endAt });
+    writeFileSync(join(dir, 'final.json'), JSON.stringify({ ...final, ledgerIds: final.ledgerIds.size, violations }, null, 2));
+  } finally {
+    // What the bus and the workers said, for a post-mortem of the seed.
+    writeFileSync(join(dir, 'bus.jsonl'), cluster.bus.events.map((e) => JSON.stringify(e)).join('\n'));
+    for (const [i, w] of cluster.workers.entries()) writeFileSync(join(dir, `worker${i + 1}.log`), w.output());
+    await cluster.close();
+  }
+  const t0 = history[0]?.at ?? started;
+  const report = violations
+    .slice(0, 5)
+    .map((v) => `✗ ${v.rule}: ${v.detail}\n${formatEntries(history.filter((e) => Math.abs(e.at - v.at) <= 1_500 || e.type === 'fault'), t0)}`)
+    .join('\n\n');
+  return {
+    seed,
+    schedule,
+    violations,
+    figures: faultFigures(history, violations, endAt),
+    wallMs: Date.now() - started,
+    dir,
+    replay: `npm run chaos -- --seed ${seed}`,
+    report,
+  };
+}
