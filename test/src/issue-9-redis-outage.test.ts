@@ -161,14 +161,8 @@ describe('issue 9: a router under load through a long Redis outage', () => {
     expect(writes.onPrimary).toBe(true);
     // Stale, then fresh: once each, no flapping.
     expect(fallbacks.map((f) => f.active)).toEqual([true, false]);
-    // Flat: what the outage costs is not kept. A sample catches whatever is in flight at that
-    // moment (a CI run once saw one spike of +32 MiB that was gone at the next), so compare the
-    // median of the last three samples with the median of the first three after the warm-up:
-    // an offline queue or reload backlog growing with time would add hundreds of MiB in a minute
-    // at this load, not a few.
-    const median3 = (xs: number[]) => [...xs].sort((a, b) => a - b)[1]!;
+    // Flat: what the outage costs is not kept (a warm-up's worth of slack, nothing proportional to time).
     const afterWarmUp = heap.slice(1);
-    expect(afterWarmUp.length).toBeGreaterThanOrEqual(6);
-    expect(median3(afterWarmUp.slice(-3)) - median3(afterWarmUp.slice(0, 3))).toBeLessThan(16);
+    expect(Math.max(...afterWarmUp) - Math.min(...afterWarmUp)).toBeLessThan(8);
   });
 });

@@ -94,6 +94,8 @@ export class TopologyView {
   #closed = false;
   #readyWaiters: (() => void)[] = [];
   #changeWaiters: (() => void)[] = [];
+  /** Callbacks of {@link whenEpochPasses}, each removing itself once it fired. */
+  readonly #epochWatchers = new Set<() => void>();
 
   /** Seeds the static nodes, then subscribes to the bus or starts probing. @throws RouterError (`invalid-option`) for a node without an address. */
   constructor(options: RouterOptions, staleAfterMs: number | undefined, log: RouterLogger, metrics: RouterMetrics, hooks: TopologyViewHooks) {
@@ -223,6 +225,7 @@ export class TopologyView {
     }
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
     for (const wake of this.#changeWaiters.splice(0)) wake();
+    for (const watcher of [...this.#epochWatchers]) watcher();
     this.#hooks.onTopology(topology);
   }
 
@@ -299,14 +302,39 @@ export class TopologyView {
   }
 
   /** Waits for the next topology change, up to `ms`. */
+  /**
+   * Calls `fn` once, when the router's epoch moves past `epoch` (at once if
+   * it has). Returns a function that cancels the watch. No timer: the cost
+   * is a Set entry, for the hot path.
+   */
+  whenEpochPasses(epoch: number, fn: () => void): () => void {
+    if (this.store.epoch > epoch) {
+      fn();
+      return () => {};
+    }
+    const watcher = () => {
+      if (this.store.epoch <= epoch) return;
+      this.#epochWatchers.delete(watcher);
+      fn();
+    };
+    this.#epochWatchers.add(watcher);
+    return () => this.#epochWatchers.delete(watcher);
+  }
+
   nextChange(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      timer.unref();
-      this.#changeWaiters.push(() => {
+      const wake = () => {
         clearTimeout(timer);
         resolve();
-      });
+      };
+      // On timeout the waiter leaves the list: a loop waiting through a long quiet spell keeps one entry, not one per turn.
+      const timer = setTimeout(() => {
+        const at = this.#changeWaiters.indexOf(wake);
+        if (at >= 0) this.#changeWaiters.splice(at, 1);
+        resolve();
+      }, ms);
+      timer.unref();
+      this.#changeWaiters.push(wake);
     });
   }
 

@@ -113,24 +113,35 @@ export class WritePath {
    * moves on first: the connect is abandoned (its client destroyed if it
    * comes) rather than waited for.
    */
-  async #connectWhileEpoch(primary: NodeState, epoch: number): Promise<pg.PoolClient | null> {
+  #connectWhileEpoch(primary: NodeState, epoch: number): Promise<pg.PoolClient | null> {
     const { view, pools } = this.#parts;
-    let settled = false;
-    const connecting = pools.writeClient(primary, epoch, view.store.topology?.systemIdentifier ?? null).finally(() => {
-      settled = true;
-    });
-    const moved = (async () => {
-      while (!settled && view.store.epoch <= epoch) await view.nextChange(1_000);
-      return !settled;
-    })();
-    if (await Promise.race([connecting.then(() => false, () => false), moved])) {
+    const connecting = pools.writeClient(primary, epoch, view.store.topology?.systemIdentifier ?? null);
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const cancel = view.whenEpochPasses(epoch, () => {
+        if (done) return;
+        done = true;
+        connecting.then(
+          (client) => client.release(new Error(`abandoned: epoch ${view.store.epoch} replaced ${epoch} while connecting`)),
+          () => {},
+        );
+        resolve(null);
+      });
       connecting.then(
-        (client) => client.release(new Error(`abandoned: epoch ${view.store.epoch} replaced ${epoch} while connecting`)),
-        () => {},
+        (client) => {
+          if (done) return;
+          done = true;
+          cancel();
+          resolve(client);
+        },
+        (err: unknown) => {
+          if (done) return;
+          done = true;
+          cancel();
+          reject(err);
+        },
       );
-      return null;
-    }
-    return connecting;
+    });
   }
 
   /**
