@@ -167,6 +167,22 @@ describe('security: Redis access without the bus key', () => {
     }
   });
 
+  it('a forged term (not a number, or far above every term) is replaced: the monitor keeps leading under a term a client can count, and says so', async () => {
+    const gauge = async (name: string) => Number((await monitor.metrics.registry.getSingleMetricAsString(name)).split('\n').find((l) => l.startsWith(`${name} `))?.split(' ')[1] ?? Number.NaN);
+    const termBefore = await gauge('pgreplica_monitor_term');
+    for (const [i, forged] of ['not-a-term', '9007199254740993'].entries()) {
+      await redis.set(keys.term, forged);
+      await eventually(async () => (await counter(monitor.metrics.registry, 'pgreplica_authority_rejected_total', { key: 'term', reason: 'implausible' })) >= i + 1, 10_000, `forged term ${forged} replaced`);
+      await eventually(async () => (await gauge('pgreplica_monitor_leader')) === 1 && (await gauge('pgreplica_monitor_term')) > termBefore, 10_000, 'leading again');
+      const term = await gauge('pgreplica_monitor_term');
+      expect(term).toBeLessThan(termBefore + 10);
+      expect(Number(await redis.get(keys.term))).toBe(term);
+      // Its events reach the bus under that term (a router would take them).
+      await bus.waitFor((e) => e.type === 'snapshot' && e.term === term, 10_000, `a snapshot of term ${term}`);
+    }
+    await nothingMoved();
+  });
+
   it("the worker's HTTP API honours PGREPLICA_HTTP_TOKEN: /metrics refused without it, /health says only its verdict", async () => {
     const token = 'worker-http-token-0123456789';
     const config = resolveConfig(clusterConfig(sandbox), { ...workerEnv(sandbox, KEY), PGREPLICA_HTTP_TOKEN: token });

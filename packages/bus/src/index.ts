@@ -4,7 +4,7 @@ export { BusPublisher } from './bus-publisher.js';
 export type { BusPublisherOptions, PublishOutcome } from './bus-publisher.js';
 export { ChangeLock } from './change-lock.js';
 export type { HeldLock } from './change-lock.js';
-export { LEASE_ACK_TIMEOUT_MS, LeaderLease } from './leader-lease.js';
+export { LEASE_ACK_TIMEOUT_MS, LeaderLease, MAX_TERM_JUMP } from './leader-lease.js';
 export type { LeaseState } from './leader-lease.js';
 export { RemediationLedger } from './remediation-ledger.js';
 export type { ProgressWrite, PromotionProgress, SyncRecord } from './remediation-ledger.js';

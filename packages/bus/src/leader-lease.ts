@@ -15,6 +15,13 @@ export interface LeaseState {
 export const LEASE_ACK_TIMEOUT_MS = 1_000;
 
 /**
+ * How far above the highest term a monitor knows the term in Redis may be
+ * before it is taken for forged: terms move by one per lease taken, so even
+ * years of leader changes stay far below this.
+ */
+export const MAX_TERM_JUMP = 1_000_000;
+
+/**
  * A Redis lease electing the one monitor that publishes and enqueues. The
  * holder renews it every tick; when it stops (crash, partition), the key
  * expires after `ttlMs` and another instance takes it, bumping the term.
@@ -35,9 +42,14 @@ export class LeaderLease {
   #leader = false;
   #term = 0;
   #highestSeen = 0;
+  readonly #onForgedTerm: ((term: number) => void) | undefined;
 
-  /** @param ackReplicas Redis replicas that must acknowledge a new term before it is used (0: none). */
-  constructor(redis: Redis | Cluster, keys: BusKeys, instanceId: string, ttlMs: number, ackReplicas = 0) {
+  /**
+   * @param ackReplicas Redis replicas that must acknowledge a new term before it is used (0: none).
+   * @param onForgedTerm hears of a stored term no monitor wrote (not an integer, or more than {@link MAX_TERM_JUMP} above what this instance knows), replaced by `term`.
+   */
+  constructor(redis: Redis | Cluster, keys: BusKeys, instanceId: string, ttlMs: number, ackReplicas = 0, onForgedTerm?: (term: number) => void) {
+    this.#onForgedTerm = onForgedTerm;
     this.#redis = redis;
     this.#keys = keys;
     this.#instanceId = instanceId;
@@ -78,7 +90,9 @@ export class LeaderLease {
         this.#leader = (await runScript(this.#redis, 'lease-renew', keys, [this.#instanceId, this.#ttlMs, this.#term, lastSeq])) === 1;
       }
       if (!this.#leader) {
-        const term = Number(await runScript(this.#redis, 'lease-acquire', [this.#keys.leader, this.#keys.term], [this.#instanceId, this.#ttlMs, this.#highestSeen + 1]));
+        const reply = (await runScript(this.#redis, 'lease-acquire', [this.#keys.leader, this.#keys.term], [this.#instanceId, this.#ttlMs, this.#highestSeen + 1, MAX_TERM_JUMP])) as [number, number];
+        const term = Number(reply[0]);
+        if (Number(reply[1]) === 1) this.#onForgedTerm?.(term);
         if (term > 0) {
           this.observeTerm(term);
           if (await this.#acknowledged()) {

@@ -34,7 +34,7 @@ export class MonitorMetrics {
   readonly failoversSuppressed = new Counter({ name: 'pgreplica_failovers_suppressed_total', help: 'Failovers not started, by reason.', labelNames: ['reason'], registers: [this.registry] });
   readonly authorityRejected = new Counter({
     name: 'pgreplica_authority_rejected_total',
-    help: 'Reads of the primary record or pause flag on the bus that found a value not trusted (malformed, unsigned, signed with another key), by key and reason.',
+    help: 'Reads of the primary record, pause flag or term on the bus that found a value not trusted (malformed, unsigned, signed with another key, an implausible term), by key and reason.',
     labelNames: ['key', 'reason'],
     registers: [this.registry],
   });
