@@ -33,6 +33,14 @@ describe('chaos checker', () => {
     expect(rules).toEqual(['acknowledged-write-lost', 'write-on-deposed-node']);
   });
 
+  it('writes the old primary takes once promoted again, before its new epoch is recorded, are not on a deposed node', () => {
+    const epochs = [...final().epochs, { epoch: 3, primaryId: 'p1', at: 200 }];
+    const history = [write(1, 'p1', 10), write(2, 'p1', 190, 195)];
+    expect(checkHistory(history, final({ writable: ['p1'], epochs, timeline: 3, bus: { primaryChanged: 2, promotions: 2 } }), times)).toEqual([]);
+    // The same write missing at the end: lost, and, not being on the new primary's history, a write on a deposed node.
+    expect(checkHistory(history, final({ writable: ['p1'], epochs, timeline: 3, bus: { primaryChanged: 2, promotions: 2 }, ledgerIds: new Set([1]) }), times).map((v) => v.rule)).toEqual(['acknowledged-write-lost', 'write-on-deposed-node']);
+  });
+
   it('flags a token read that missed, two writable nodes, a node not streaming, promotions that do not match epochs', () => {
     const miss: HistoryEntry = { type: 'read', router: 'router1', id: 1, at: 20, node: 'r2', found: false };
     expect(checkHistory([write(1, 'p1', 60), miss], final(), times).map((v) => v.rule)).toEqual(['token-read-missed']);

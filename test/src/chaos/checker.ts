@@ -67,6 +67,11 @@ export function checkHistory(history: readonly HistoryEntry[], final: FinalState
     const current = [...final.epochs].reverse().find((e) => e.at <= a.sentAt);
     if (!current || current.primaryId === a.node) continue;
     if (!final.epochs.some((e) => e.epoch < current.epoch && e.primaryId === a.node)) continue;
+    // A node promoted again for the next epoch takes writes between pg_promote and its epoch
+    // record (a router asking the nodes finds it writable): they are on the new primary's
+    // history, not a deposed node's (and if they were lost, acknowledged-write-lost says so).
+    const next = final.epochs.find((e) => e.epoch === current.epoch + 1);
+    if (next?.primaryId === a.node && a.sentAt < next.at && final.ledgerIds.has(a.id)) continue;
     violations.push({ rule: 'write-on-deposed-node', detail: `write #${a.id} sent at ${new Date(a.sentAt).toISOString()} acknowledged by ${a.node} (its epoch ${a.epoch}), but ${current.primaryId} was primary since epoch ${current.epoch} (${new Date(current.at).toISOString()})`, at: a.at });
   }
   for (const e of history) {
