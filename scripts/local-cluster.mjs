@@ -7,7 +7,7 @@
 // it started outlives it: the sandbox's reaper stops the servers and the
 // services; if the process that started it dies, it stops by itself.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -201,6 +201,14 @@ function restartCrashed(primaryId) {
       crashedSince.delete(node.id);
       continue;
     }
+    // A negative pid is a single-user postgres (pg_rewind's recovery run in a rejoin hook): busy, not crashed.
+    let pid = 0;
+    try {
+      pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    } catch {
+      continue;
+    }
+    if (!(pid > 0)) continue;
     const since = crashedSince.get(node.id) ?? Date.now();
     crashedSince.set(node.id, since);
     // Its backends exit within moments of the postmaster; give them 3 s.

@@ -46,7 +46,7 @@ export class LeaderLease {
 
   /**
    * @param ackReplicas Redis replicas that must acknowledge a new term before it is used (0: none).
-   * @param onForgedTerm hears of a stored term no monitor wrote (not an integer, or more than {@link MAX_TERM_JUMP} above what this instance knows), replaced by `term`.
+   * @param onForgedTerm hears of a term no monitor wrote (not an integer, or more than {@link MAX_TERM_JUMP} above what this instance knows): ignored, or replaced in Redis when this instance takes the lease.
    */
   constructor(redis: Redis | Cluster, keys: BusKeys, instanceId: string, ttlMs: number, ackReplicas = 0, onForgedTerm?: (term: number) => void) {
     this.#onForgedTerm = onForgedTerm;
@@ -65,8 +65,18 @@ export class LeaderLease {
     return this.#term;
   }
 
-  /** Notes a term seen on the bus, so a term this instance takes is always higher. */
+  /**
+   * Notes a term seen on the bus or in the databases, so a term this instance
+   * takes is always higher — unless it is more than {@link MAX_TERM_JUMP}
+   * above every term seen so far: no monitor wrote that (someone with Redis
+   * access but not the bus key did), and following it would carry the forged
+   * value into every later term and the databases' floor. Reported instead.
+   */
   observeTerm(term: number): void {
+    if (term > this.#highestSeen + MAX_TERM_JUMP) {
+      this.#onForgedTerm?.(term);
+      return;
+    }
     if (term > this.#highestSeen) this.#highestSeen = term;
   }
 
@@ -92,7 +102,7 @@ export class LeaderLease {
       if (!this.#leader) {
         const reply = (await runScript(this.#redis, 'lease-acquire', [this.#keys.leader, this.#keys.term], [this.#instanceId, this.#ttlMs, this.#highestSeen + 1, MAX_TERM_JUMP])) as [number, number];
         const term = Number(reply[0]);
-        if (Number(reply[1]) === 1) this.#onForgedTerm?.(term);
+        if (Number(reply[1]) === 1) this.#onForgedTerm?.(Number.NaN);
         if (term > 0) {
           this.observeTerm(term);
           if (await this.#acknowledged()) {

@@ -45,7 +45,8 @@ export class TokenBucket {
     if (!Number.isFinite(this.#ratePerSec)) return 0;
     this.#refill();
     const waitMs = this.#tokens >= 1 ? 0 : ((1 - this.#tokens) / this.#ratePerSec) * 1000;
-    if (waitMs > maxWaitMs) return undefined;
+    // A wait that is not a number (an unset option) allows none: fail closed, never queue without bound.
+    if (!(waitMs <= maxWaitMs)) return undefined;
     this.#tokens -= 1;
     return waitMs;
   }

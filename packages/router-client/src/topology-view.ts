@@ -93,7 +93,7 @@ export class TopologyView {
   readonly #freshnessTimer: NodeJS.Timeout;
   #closed = false;
   #readyWaiters: (() => void)[] = [];
-  #changeWaiters: (() => void)[] = [];
+  readonly #changeWaiters = new Set<() => void>();
   /** Callbacks of {@link whenEpochPasses}, each removing itself once it fired. */
   readonly #epochWatchers = new Set<() => void>();
 
@@ -224,7 +224,9 @@ export class TopologyView {
       this.#epochSeen = topology.epoch;
     }
     for (const resolve of this.#readyWaiters.splice(0)) resolve();
-    for (const wake of this.#changeWaiters.splice(0)) wake();
+    const waiters = [...this.#changeWaiters];
+    this.#changeWaiters.clear();
+    for (const wake of waiters) wake();
     for (const watcher of [...this.#epochWatchers]) watcher();
     this.#hooks.onTopology(topology);
   }
@@ -327,14 +329,13 @@ export class TopologyView {
         clearTimeout(timer);
         resolve();
       };
-      // On timeout the waiter leaves the list: a loop waiting through a long quiet spell keeps one entry, not one per turn.
+      // On timeout the waiter leaves the set: a loop waiting through a long quiet spell keeps one entry, not one per turn.
       const timer = setTimeout(() => {
-        const at = this.#changeWaiters.indexOf(wake);
-        if (at >= 0) this.#changeWaiters.splice(at, 1);
+        this.#changeWaiters.delete(wake);
         resolve();
       }, ms);
       timer.unref();
-      this.#changeWaiters.push(wake);
+      this.#changeWaiters.add(wake);
     });
   }
 
@@ -381,7 +382,9 @@ export class TopologyView {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#freshnessTimer);
-    for (const wake of this.#changeWaiters.splice(0)) wake();
+    const waiters = [...this.#changeWaiters];
+    this.#changeWaiters.clear();
+    for (const wake of waiters) wake();
     await this.#bus?.close().catch(() => {});
     await this.#probe?.close().catch(() => {});
   }

@@ -104,7 +104,7 @@ export class Monitor {
     this.#queue = new RemediationQueue(this.#bullRedis, this.keys.queuePrefix, this.#logger, this.metrics, this.config.busKey);
     this.#lease = new LeaderLease(this.#redis, this.keys, this.config.instanceId, this.config.monitor.leader.leaseTtlMs, this.config.monitor.leader.ackReplicas, (term) => {
       this.metrics.authorityRejected.inc({ key: 'term', reason: 'implausible' });
-      this.#logger.warn({ key: this.keys.term, term }, 'the term on the bus was not written by a monitor (not an integer, or far above every term known): replaced');
+      this.#logger.warn({ key: this.keys.term, forged: Number.isNaN(term) ? 'not an integer' : term }, 'a term on the bus was not written by a monitor (not an integer, or far above every term known): ignored, and replaced when this monitor takes the lease');
     });
     this.#publisher = new BusPublisher({
       redis: this.#redis,
