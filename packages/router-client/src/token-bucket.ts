@@ -50,11 +50,4 @@ export class TokenBucket {
     this.#tokens -= 1;
     return waitMs;
   }
-
-  /** Milliseconds until a token is available. */
-  msUntilNext(): number {
-    if (!Number.isFinite(this.#ratePerSec)) return 0;
-    this.#refill();
-    return this.#tokens >= 1 ? 0 : ((1 - this.#tokens) / this.#ratePerSec) * 1000;
-  }
 }

@@ -54,8 +54,9 @@ describe('TokenBucket', () => {
     let t = 0;
     const bucket = new TokenBucket(10, 3, () => t);
     expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, true, false]);
-    expect(bucket.msUntilNext()).toBeCloseTo(100);
-    t = 100;
+    expect(bucket.reserve(0)).toBeUndefined();
+    expect(bucket.reserve(100)).toBeCloseTo(100);
+    t = 200;
     expect(bucket.tryTake()).toBe(true);
     expect(bucket.tryTake()).toBe(false);
   });
