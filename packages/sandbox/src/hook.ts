@@ -8,6 +8,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { withNodeLock } from './node-lock.js';
 import { PostgresNode } from './postgres-node.js';
 import { rejoinAsReplica } from './rejoin.js';
 import type { SandboxState } from './sandbox.js';
@@ -26,17 +27,21 @@ async function main(): Promise<void> {
     return new PostgresNode(n.id, 'replica', n.port, n.dataDir, ctx);
   };
   const node = nodeOf(nodeId);
-  if (action === 'stop') await node.stop('fast');
-  else if (action === 'kill') await node.kill();
+  // A fence's kill is a power-off: immediate, whatever else is going on. A stop and a
+  // rejoin are the node's lifecycle jobs, run one at a time with any other start of it.
+  if (action === 'kill') await node.kill();
+  else if (action === 'stop') await withNodeLock(state.baseDir, nodeId, () => node.stop('fast'));
   else {
     const primaryId = process.env.PGREPLICA_PRIMARY_ID;
     if (!primaryId) throw new Error('rejoin needs PGREPLICA_PRIMARY_ID');
     const primary = nodeOf(primaryId);
     const replication = { user: state.replicationUser.name, password: state.replicationUser.password };
-    const report = await rejoinAsReplica(node, ctx, { host: primary.host, port: primary.port }, replication, {
-      baseDir: state.baseDir,
-      setupScript: join(state.baseDir, 'conf', 'replica-setup.sh'),
-    });
+    const report = await withNodeLock(state.baseDir, nodeId, () =>
+      rejoinAsReplica(node, ctx, { host: primary.host, port: primary.port }, replication, {
+        baseDir: state.baseDir,
+        setupScript: join(state.baseDir, 'conf', 'replica-setup.sh'),
+      }),
+    );
     // The worker reads what was done, and what the node wrote past the fork, from here.
     if (process.env.PGREPLICA_REPORT_FILE) writeFileSync(process.env.PGREPLICA_REPORT_FILE, JSON.stringify(report));
     process.stdout.write(`${JSON.stringify(report)}\n`);

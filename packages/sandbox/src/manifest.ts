@@ -97,5 +97,6 @@ export async function destroySandbox(baseDir: string): Promise<void> {
     killed.push(redis.pid);
   }
   await waitForExit(killed, 10_000);
-  if (existsSync(baseDir)) rmSync(baseDir, { recursive: true, force: true });
+  // A process that outlived the kills above (a hook's base backup) may still be writing: retry.
+  if (existsSync(baseDir)) rmSync(baseDir, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
 }

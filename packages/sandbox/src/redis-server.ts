@@ -4,8 +4,8 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { connect as connectTls } from 'node:tls';
 import { SandboxError } from './errors.js';
-import { redisCall, type RespValue } from './redis-call.js';
 import { isAlive, waitForExit } from './process-tree.js';
+import { type RespValue, redisCall } from './redis-call.js';
 
 /** TLS and ACL of a sandbox redis-server ({@link RedisServer}). */
 export interface RedisServerSecurity {

@@ -9,19 +9,19 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findBinaries, type Binaries } from './binaries.js';
+import { type Binaries, findBinaries } from './binaries.js';
 import { SandboxError } from './errors.js';
 import { resolveServerUser, runCommand } from './exec.js';
 import { destroySandbox, readManifest, recordRedisPid, SANDBOX_DIR_PREFIX, type SandboxManifest, writeManifest } from './manifest.js';
-import { libpqTlsEnv, type NodeContext, type NodeTls, PostgresNode, slotNameOf, type StopMode } from './postgres-node.js';
 import { freePort } from './ports.js';
+import { libpqTlsEnv, type NodeContext, type NodeTls, PostgresNode, type StopMode, slotNameOf } from './postgres-node.js';
 import { type RedisClusterGroup, type RedisClusterOptions, startRedisClusterGroup } from './redis-cluster.js';
-import { RedisServer } from './redis-server.js';
 import { type RedisSentinelGroup, type RedisSentinelOptions, startRedisSentinelGroup } from './redis-sentinel.js';
+import { RedisServer } from './redis-server.js';
 import { createCertificateAuthority, issueServerCertificate } from './tls.js';
 
 /** Options of {@link startSandbox}. */

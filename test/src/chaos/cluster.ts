@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Monitor } from '@pgreplica/monitor';
 import { busKeys, REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
-import { type Sandbox, slotNameOf, startSandbox } from '@pgreplica/sandbox';
+import { processTree, type Sandbox, slotNameOf, startSandbox, withNodeLock } from '@pgreplica/sandbox';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { writeConfig } from '../cli-fixture.js';
@@ -176,7 +176,8 @@ export class ChaosCluster {
     const node = this.sandbox.node(nodeId);
     proxy.cutOff();
     try {
-      await node.start();
+      // Under the node's lock, as a service manager runs a unit's jobs: never between a rejoin's stop and its rewind.
+      await withNodeLock(this.sandbox.baseDir, nodeId, () => node.start());
       if (this.fenced(nodeId)) {
         await node.kill();
         return `${nodeId} killed again: fenced by the worker's hook while it started`;
@@ -276,8 +277,18 @@ export class ChaosCluster {
   /** Stops everything this seed started, whatever state it is in. */
   async close(): Promise<void> {
     for (const r of this.routers) r.kill('SIGKILL');
+    // A worker's hook (a rejoin's pg_rewind or base backup) outlives a SIGKILL to the
+    // worker alone and would keep writing into a data directory being removed.
     for (const w of this.workers) {
-      w.child.kill('SIGCONT');
+      const tree = w.child.pid === undefined ? [] : processTree(w.child.pid);
+      for (const pid of tree) {
+        try {
+          process.kill(pid, 'SIGCONT');
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Exited meanwhile.
+        }
+      }
       w.child.kill('SIGKILL');
     }
     for (const n of this.sandbox.nodes) if (n.running) n.resume();

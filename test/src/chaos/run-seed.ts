@@ -47,6 +47,7 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
   let violations: Violation[] = [];
   let healedAt = Date.now();
   let endAt = Date.now();
+  let failure: unknown;
   try {
     await sleep(1_000);
     for (const [i, step] of schedule.steps.entries()) {
@@ -71,11 +72,18 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     writeFileSync(join(dir, 'history.jsonl'), history.map((e) => JSON.stringify(e)).join('\n'));
     violations = checkHistory(history, final, { healedAt, endAt });
     writeFileSync(join(dir, 'final.json'), JSON.stringify({ ...final, ledgerIds: final.ledgerIds.size, violations }, null, 2));
+  } catch (err) {
+    failure = err;
+    throw err;
   } finally {
     // What the bus and the workers said, for a post-mortem of the seed.
     writeFileSync(join(dir, 'bus.jsonl'), cluster.bus.events.map((e) => JSON.stringify(e)).join('\n'));
     for (const [i, w] of cluster.workers.entries()) writeFileSync(join(dir, `worker${i + 1}.log`), w.output());
-    await cluster.close();
+    // A failure to clean up must not hide the failure that cut the seed short.
+    await cluster.close().catch((closeErr: unknown) => {
+      if (failure === undefined) throw closeErr;
+      process.stderr.write(`[chaos] seed ${seed}: cleaning up after the failure also failed: ${(closeErr as Error).message}\n`);
+    });
   }
   const t0 = history[0]?.at ?? started;
   const report = violations
