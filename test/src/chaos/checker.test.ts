@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkHistory, type FinalState } from './checker.js';
+import { checkHistory, type FinalState, lostWrites, reportOf } from './checker.js';
 import type { HistoryEntry } from './history.js';
 
 const final = (over: Partial<FinalState> = {}): FinalState => ({
@@ -14,6 +14,8 @@ const final = (over: Partial<FinalState> = {}): FinalState => ({
   initialTimeline: 1,
   initialEpoch: 1,
   bus: { primaryChanged: 1, promotions: 1 },
+  durability: 'async',
+  lossReports: [],
   ...over,
 });
 const write = (id: number, node: string, sentAt: number, at = sentAt + 5): HistoryEntry => ({ type: 'write', router: 'router1', id, sentAt, at, node, epoch: null, token: 'v1.1.0/0' });
@@ -48,6 +50,21 @@ describe('chaos checker', () => {
     expect(checkHistory([write(1, 'p1', 60)], final({ streaming: { p1: false, r1: true, r2: true } }), times).map((v) => v.rule)).toEqual(['not-streaming']);
     expect(checkHistory([write(1, 'p1', 60)], final({ timeline: 3 }), times).map((v) => v.rule)).toEqual(['promotions-vs-epochs']);
     expect(checkHistory([write(1, 'p1', 60)], final({ bus: { primaryChanged: 2, promotions: 1 } }), times).map((v) => v.rule)).toEqual(['promotions-vs-epochs']);
+  });
+
+  it('in async mode a lost write is a violation unless a loss was reported on its node after it was acknowledged', () => {
+    const history = [write(1, 'p1', 10), write(3, 'p1', 40, 45), write(2, 'r1', 90, 120)];
+    const lost = (over: Partial<FinalState>) => checkHistory(history, final(over), times).map((v) => v.rule);
+    expect(lost({})).toEqual(['acknowledged-write-lost']);
+    // Reported by a rejoin of p1 that discarded its tail, or by the failover's lostBytes.
+    expect(lost({ lossReports: [{ node: 'p1', at: 300, what: 'node.rejoined: lostTail' }] })).toEqual([]);
+    // Reported on another node, or before the write was acknowledged: not this loss's report.
+    expect(lost({ lossReports: [{ node: 'r2', at: 300, what: 'node.rejoined: lostTail' }] })).toEqual(['acknowledged-write-lost']);
+    expect(lost({ lossReports: [{ node: 'p1', at: 44, what: 'failover.finished: lostBytes 96' }] })).toEqual(['acknowledged-write-lost']);
+    // Synchronous durability promises no loss at all: reported or not.
+    expect(lost({ durability: 'synchronous', lossReports: [{ node: 'p1', at: 300, what: 'node.rejoined: lostTail' }] })).toEqual(['acknowledged-write-lost']);
+    const reported = final({ lossReports: [{ node: 'p1', at: 300, what: 'x' }] });
+    expect(lostWrites(history, reported).map((w) => [w.id, reportOf(w, reported)?.what])).toEqual([[3, 'x']]);
   });
 
   it('flags writes that never came back after the last fault', () => {

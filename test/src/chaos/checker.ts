@@ -23,6 +23,22 @@ export interface FinalState {
   initialEpoch: number;
   /** Bus events counted by a recorder: null when Redis lost them (restarted empty, cut). */
   bus: { primaryChanged: number; promotions: number } | null;
+  /** The workers' `failover.durability`. */
+  durability: 'async' | 'synchronous';
+  /** Where the cluster said it discarded a node's writes, and when. */
+  lossReports: LossReport[];
+}
+
+/**
+ * A report that writes a node acknowledged were discarded: a failover's
+ * `lostBytes` > 0 (the old primary's tail the new one never received), or a
+ * rejoin's `lostTail` (WAL past the fork that pg_rewind threw away, counted
+ * and kept aside by the hook).
+ */
+export interface LossReport {
+  node: string;
+  at: number;
+  what: string;
 }
 
 /** A broken guarantee. */
@@ -46,8 +62,15 @@ export function checkHistory(history: readonly HistoryEntry[], final: FinalState
   if (primaryId === null) {
     violations.push({ rule: 'not-one-primary', detail: `nodes taking writes at the end: [${final.writable.join(', ')}]`, at: endAt });
   } else {
-    for (const a of acks) {
-      if (!final.ledgerIds.has(a.id)) violations.push({ rule: 'acknowledged-write-lost', detail: `write #${a.id} acknowledged by ${a.node} (epoch ${a.epoch}) is not on the final primary ${primaryId}`, at: a.at });
+    for (const a of lostWrites(acks, final)) {
+      // Asynchronous replication may lose the tail a primary acknowledged and no replica
+      // received (its documented trade-off), but never silently: it must have been reported.
+      if (final.durability === 'async' && reportOf(a, final)) continue;
+      violations.push({
+        rule: 'acknowledged-write-lost',
+        detail: `write #${a.id} acknowledged by ${a.node} (epoch ${a.epoch}) is not on the final primary ${primaryId}${final.durability === 'async' ? ', and no failover or rejoin reported a loss on it' : ''}`,
+        at: a.at,
+      });
     }
     for (const [node, streams] of Object.entries(final.streaming)) {
       if (node !== primaryId && !streams) violations.push({ rule: 'not-streaming', detail: `${node} does not stream from the final primary ${primaryId}`, at: endAt });
@@ -78,4 +101,15 @@ export function checkHistory(history: readonly HistoryEntry[], final: FinalState
     if (e.type === 'read' && !e.found) violations.push({ rule: 'token-read-missed', detail: `${e.router}'s read of #${e.id} with its write's token on ${e.node} did not see it`, at: e.at });
   }
   return violations;
+}
+
+/** Acknowledged writes missing from the final primary (none without a single final primary). */
+export function lostWrites(acks: readonly HistoryEntry[], final: FinalState): WriteEntry[] {
+  if (final.writable.length !== 1) return [];
+  return acks.filter((a): a is WriteEntry => a.type === 'write' && !final.ledgerIds.has(a.id));
+}
+
+/** The report that covers a lost write: a loss reported on the node that acknowledged it, after it did. */
+export function reportOf(write: WriteEntry, final: FinalState): LossReport | undefined {
+  return final.lossReports.find((r) => r.node === write.node && r.at >= write.at);
 }

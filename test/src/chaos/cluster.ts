@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { Monitor } from '@pgreplica/monitor';
-import { busKeys, REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
+import { type BusEvent, busKeys, REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
 import { processTree, type Sandbox, slotNameOf, startSandbox, withNodeLock } from '@pgreplica/sandbox';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -13,7 +13,7 @@ import { eventually } from '../helpers.js';
 import { BusRecorder, startMonitor } from '../monitor-fixture.js';
 import { TcpProxy } from '../tcp-proxy.js';
 import { clusterConfig, SANDBOX_HOOK, startWorkerProcess, type WorkerProcess, workerEnv } from '../worker-fixture.js';
-import type { EpochRecord, FinalState } from './checker.js';
+import type { EpochRecord, FinalState, LossReport } from './checker.js';
 
 const ROUTER_CHILD = fileURLToPath(new URL('./router-child.mjs', import.meta.url));
 
@@ -21,6 +21,18 @@ const ROUTER_CHILD = fileURLToPath(new URL('./router-child.mjs', import.meta.url
 export const ROUTERS = 2;
 
 /** A node's WAL position as a timeline number: what a promotion moves. */
+/** The workers' durability mode: CHAOS_DURABILITY=synchronous, else the default (async). */
+const DURABILITY: 'async' | 'synchronous' = process.env.CHAOS_DURABILITY === 'synchronous' ? 'synchronous' : 'async';
+
+/** The losses the bus reported: a failover's lostBytes > 0 on its old primary, a rejoin's lostTail. */
+function lossReportsOf(events: readonly BusEvent[]): LossReport[] {
+  return events.flatMap((e): LossReport[] => {
+    if (e.type === 'failover.finished' && (e.lostBytes ?? 0) > 0) return [{ node: e.fromId, at: Date.parse(e.at), what: `failover.finished: lostBytes ${e.lostBytes}` }];
+    if (e.type === 'node.rejoined' && e.lostTail) return [{ node: e.nodeId, at: Date.parse(e.at), what: `node.rejoined: ${e.lostTail.bytes} bytes past the fork discarded` }];
+    return [];
+  });
+}
+
 const TIMELINE_SQL = "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tl";
 
 /**
@@ -45,6 +57,8 @@ export class ChaosCluster {
   readonly workers: WorkerProcess[] = [];
   readonly routers: ChildProcess[] = [];
   #workerConfigPath = '';
+  /** Losses reported by the harness's own rejoins of fenced nodes. */
+  readonly #healLossReports: LossReport[] = [];
   #redis!: Redis;
   #queue!: Queue;
   /** False once Redis lost events a recorder would have counted (restarted empty). */
@@ -86,7 +100,7 @@ export class ChaosCluster {
     const worker = { ...baseWorker, hooks, autoRejoin: true, flapWindowMs: 1_000, lockDurationMs: 3_000 };
     const nodesVia = (proxies: Map<string, TcpProxy>) => sandbox.nodes.map((n, i) => ({ id: n.id, host: n.host, port: proxies.get(n.id)!.port, priority: i }));
     // CHAOS_DURABILITY=synchronous: ANY 1 quorum commit, and only a synchronous standby is promoted.
-    const failover = { ...(base.failover as object), durability: process.env.CHAOS_DURABILITY === 'synchronous' ? 'synchronous' : 'async' };
+    const failover = { ...(base.failover as object), durability: DURABILITY };
     this.#workerConfigPath = writeConfig(this.dir, 'worker.json', { ...base, failover, nodes: nodesVia(this.workerProxies), worker });
     this.bus = await BusRecorder.start(sandbox.redis!.url);
     this.monitor = await startMonitor(sandbox, { nodes: nodesVia(this.clientProxies), failover, worker });
@@ -200,8 +214,8 @@ export class ChaosCluster {
   async #writablePrimary(timeoutMs: number): Promise<string | null> {
     const deadline = Date.now() + timeoutMs;
     do {
-      const { writable } = await this.state(false);
-      if (writable.length === 1) return writable[0]!;
+      const state = await this.state(false).catch(() => null);
+      if (state?.writable.length === 1) return state.writable[0]!;
       await new Promise((resolve) => setTimeout(resolve, 250));
     } while (Date.now() < deadline);
     return null;
@@ -228,7 +242,10 @@ export class ChaosCluster {
         .node(primaryId)
         .query('SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [slotNameOf(n.id)]);
       const env = { ...process.env, ...workerEnv(this.sandbox), PGREPLICA_NODE_ID: n.id, PGREPLICA_PRIMARY_ID: primaryId };
-      await promisify(execFile)(process.execPath, [SANDBOX_HOOK, 'rejoin'], { env, timeout: 120_000 });
+      const { stdout } = await promisify(execFile)(process.execPath, [SANDBOX_HOOK, 'rejoin'], { env, timeout: 120_000 });
+      // The hook's report (its first line): what pg_rewind threw away past the fork, as a worker's rejoin publishes it.
+      const report = JSON.parse(stdout.split('\n')[0] ?? '{}') as { lostTail?: { bytes: number; fromLsn: string; toLsn: string } | null };
+      if (report.lostTail) this.#healLossReports.push({ node: n.id, at: Date.now(), what: `rejoined by the operator (harness): ${report.lostTail.bytes} bytes past the fork ${report.lostTail.fromLsn}..${report.lostTail.toLsn} discarded` });
       rmSync(join(this.dir, `fenced-${n.id}`), { force: true });
     }
     if (!this.sandbox.redis!.running) await this.sandbox.redis!.start();
@@ -243,7 +260,18 @@ export class ChaosCluster {
       if (rows?.[0]?.r === false) writable.push(n.id);
     }
     const streaming: Record<string, boolean> = {};
-    const final: FinalState = { writable, streaming, ledgerIds: new Set(), epochs: [], timeline: 0, initialTimeline: this.initialTimeline, initialEpoch: this.initialEpoch, bus: null };
+    const final: FinalState = {
+      writable,
+      streaming,
+      ledgerIds: new Set(),
+      epochs: [],
+      timeline: 0,
+      initialTimeline: this.initialTimeline,
+      initialEpoch: this.initialEpoch,
+      bus: null,
+      durability: DURABILITY,
+      lossReports: [...this.#healLossReports, ...lossReportsOf(this.bus.events)],
+    };
     if (writable.length !== 1) return final;
     const primary = this.sandbox.node(writable[0]!);
     const standbys = await primary.query<{ name: string }>("SELECT application_name AS name FROM pg_stat_replication WHERE state = 'streaming'");

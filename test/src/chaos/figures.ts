@@ -1,5 +1,5 @@
 import type { Violation } from './checker.js';
-import type { HistoryEntry } from './history.js';
+import type { HistoryEntry, WriteEntry } from './history.js';
 import { FAULT_KINDS, type FaultKind } from './schedule.js';
 
 /** What one fault cost the writers. */
@@ -9,14 +9,17 @@ export interface FaultFigures {
   writeGapMs: number | null;
   failedWrites: number;
   lostWrites: number;
+  /** Acknowledged writes lost with a loss report (asynchronous durability's trade-off, not a violation). */
+  reportedLost: number;
 }
 
 /**
  * Per fault of a seed: the longest gap between acknowledged writes in its
  * window (from its start to the next fault's start), the failed writes and
- * the acknowledged writes lost in that window.
+ * the acknowledged writes lost in that window (unreported, and reported:
+ * `reported` lists those).
  */
-export function faultFigures(history: readonly HistoryEntry[], violations: readonly Violation[], endAt: number): FaultFigures[] {
+export function faultFigures(history: readonly HistoryEntry[], violations: readonly Violation[], endAt: number, reported: readonly WriteEntry[] = []): FaultFigures[] {
   const windows: { kind: FaultKind; from: number; to: number }[] = [];
   for (const e of history) {
     if (e.type !== 'fault' || e.phase !== 'start' || windows.length > e.step) continue;
@@ -34,6 +37,7 @@ export function faultFigures(history: readonly HistoryEntry[], violations: reado
       writeGapMs: gap,
       failedWrites: history.filter((e) => e.type === 'write-failed' && e.at >= w.from && e.at <= w.to).length,
       lostWrites: violations.filter((v) => v.rule === 'acknowledged-write-lost' && v.at >= w.from && v.at <= w.to).length,
+      reportedLost: reported.filter((r) => r.at >= w.from && r.at <= w.to).length,
     };
   });
 }
@@ -53,6 +57,7 @@ export interface KindSummary {
   /** Faults after which no write was acknowledged again. */
   neverBack: number;
   lostWrites: number;
+  reportedLost: number;
   failedWrites: number;
 }
 
@@ -70,6 +75,7 @@ export function summarize(figures: readonly FaultFigures[]): KindSummary[] {
         writeGapP99Ms: percentile(gaps, 99),
         neverBack: of.length - gaps.length,
         lostWrites: of.reduce((sum, f) => sum + f.lostWrites, 0),
+        reportedLost: of.reduce((sum, f) => sum + f.reportedLost, 0),
         failedWrites: of.reduce((sum, f) => sum + f.failedWrites, 0),
       },
     ];
@@ -78,8 +84,8 @@ export function summarize(figures: readonly FaultFigures[]): KindSummary[] {
 
 /** The summary as a fixed-width table. */
 export function formatSummary(rows: readonly KindSummary[]): string {
-  const head = ['fault kind', 'faults', 'writes back p50 ms', 'p99 ms', 'never back', 'acked lost', 'failed writes'];
-  const body = rows.map((r) => [r.kind, String(r.faults), String(r.writeGapP50Ms ?? '-'), String(r.writeGapP99Ms ?? '-'), String(r.neverBack), String(r.lostWrites), String(r.failedWrites)]);
+  const head = ['fault kind', 'faults', 'writes back p50 ms', 'p99 ms', 'never back', 'acked lost', 'lost, reported', 'failed writes'];
+  const body = rows.map((r) => [r.kind, String(r.faults), String(r.writeGapP50Ms ?? '-'), String(r.writeGapP99Ms ?? '-'), String(r.neverBack), String(r.lostWrites), String(r.reportedLost), String(r.failedWrites)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(head), ...body.map(line)].join('\n');

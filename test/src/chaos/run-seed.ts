@@ -1,11 +1,11 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkHistory, type FinalState, type Violation } from './checker.js';
+import { checkHistory, type FinalState, lostWrites, reportOf, type Violation } from './checker.js';
 import { ChaosCluster, ROUTERS } from './cluster.js';
 import { injectFault } from './faults.js';
 import { type FaultFigures, faultFigures } from './figures.js';
-import { appendEntry, formatEntries, type HistoryEntry, readHistory } from './history.js';
+import { appendEntry, formatEntries, type HistoryEntry, readHistory, type WriteEntry } from './history.js';
 import { drawSchedule, type Schedule } from './schedule.js';
 
 /** How long the cluster may take to settle after the last fault: one primary, every node streaming, writes back. */
@@ -17,6 +17,8 @@ export interface SeedResult {
   schedule: Schedule;
   violations: Violation[];
   figures: FaultFigures[];
+  /** Acknowledged writes lost with a loss report (asynchronous durability only). */
+  reportedLost: { id: number; node: string; at: number }[];
   wallMs: number;
   dir: string;
   /** The command that replays it. */
@@ -48,6 +50,7 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
   let healedAt = Date.now();
   let endAt = Date.now();
   let failure: unknown;
+  let reported: WriteEntry[] = [];
   try {
     await sleep(1_000);
     for (const [i, step] of schedule.steps.entries()) {
@@ -60,7 +63,16 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     const deadline = Date.now() + CONVERGE_MS;
     // Settled twice in a row, a second apart: a fence or rejoin in flight would show.
     for (let stable = 0; stable < 2 && Date.now() < deadline; ) {
-      const state = await cluster.state(false);
+      // A fence still in flight at the heal (a failover's hook powering off a node
+      // that woke up) leaves a node down after it: the operator brings it back too.
+      await cluster.heal().catch((err: unknown) => process.stderr.write(`[chaos] seed ${seed}: healing again failed (retrying): ${(err as Error).message}\n`));
+      // A node the fence kills under the probe's query is not settled yet.
+      const state = await cluster.state(false).catch(() => null);
+      if (state === null) {
+        stable = 0;
+        await sleep(500);
+        continue;
+      }
       const writesBack = readHistory(files.slice(1)).some((e) => e.type === 'write' && e.sentAt >= healedAt);
       stable = settled(state) && writesBack ? stable + 1 : 0;
       await sleep(stable > 0 ? 1_000 : 500);
@@ -71,6 +83,7 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     history = readHistory(files);
     writeFileSync(join(dir, 'history.jsonl'), history.map((e) => JSON.stringify(e)).join('\n'));
     violations = checkHistory(history, final, { healedAt, endAt });
+    reported = final.durability === 'async' ? lostWrites(history, final).filter((w) => reportOf(w, final)) : [];
     writeFileSync(join(dir, 'final.json'), JSON.stringify({ ...final, ledgerIds: final.ledgerIds.size, violations }, null, 2));
   } catch (err) {
     failure = err;
@@ -94,7 +107,8 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     seed,
     schedule,
     violations,
-    figures: faultFigures(history, violations, endAt),
+    figures: faultFigures(history, violations, endAt, reported),
+    reportedLost: reported.map((w) => ({ id: w.id, node: w.node, at: w.at })),
     wallMs: Date.now() - started,
     dir,
     replay: `npm run chaos -- --seed ${seed}`,
