@@ -6,7 +6,7 @@ import { type FaultFigures, formatSummary, summarize } from './chaos/figures.js'
 import { runSeed, type SeedResult } from './chaos/run-seed.js';
 
 // The randomized fault suite of issue 8 (docs/testing.md). `npm test` runs
-// ten seeds; `npm run chaos -- --seeds 200` (scripts/chaos.mjs) runs more
+// eleven seeds; `npm run chaos -- --seeds 200` (scripts/chaos.mjs) runs more
 // through this file, choosing them with CHAOS_SEEDS ("1..200" or "7,12").
 
 /** The seeds `npm test` runs (`npm run chaos -- --seed N` replays one). */

@@ -10,7 +10,7 @@ export { withNodeLock } from './node-lock.js';
 export { freePort } from './ports.js';
 export type { NodeTls, SandboxNodeRole, StopMode } from './postgres-node.js';
 export { libpqTlsEnv, PostgresNode, slotNameOf } from './postgres-node.js';
-export { isAlive, processTree } from './process-tree.js';
+export { isAlive, processTree, startTimeOf } from './process-tree.js';
 export type { RespValue } from './redis-call.js';
 export { parseInfo, RedisReplyError, redisCall } from './redis-call.js';
 export type { ClusterNodeView, RedisClusterOptions } from './redis-cluster.js';

@@ -36,13 +36,17 @@ describe('withNodeLock', () => {
     await expect(withNodeLock(dir, 'p1', async () => 'next', 1_000)).resolves.toBe('next');
   });
 
-  it('takes over a lock whose owner died, and times out on one whose owner lives', async () => {
+  it('takes over a lock whose owner died or whose pid was reused, and times out on one whose owner lives', async () => {
     const dir = tempDir();
     mkdirSync(join(dir, 'locks'));
     const dead = spawn('true');
     await new Promise((resolve) => dead.on('exit', resolve));
     writeFileSync(join(dir, 'locks', 'p1.lock'), String(dead.pid));
-    await expect(withNodeLock(dir, 'p1', async () => readFileSync(join(dir, 'locks', 'p1.lock'), 'utf8'), 1_000)).resolves.toBe(String(process.pid));
+    await expect(withNodeLock(dir, 'p1', async () => readFileSync(join(dir, 'locks', 'p1.lock'), 'utf8'), 1_000)).resolves.toMatch(new RegExp(`^${process.pid} \\d+$`));
+
+    // A live process whose start time is not the owner's: the owner's pid was reused.
+    writeFileSync(join(dir, 'locks', 'r2.lock'), `${process.pid} 1`);
+    await expect(withNodeLock(dir, 'r2', async () => 'taken over', 1_000)).resolves.toBe('taken over');
 
     const alive = spawn('sleep', ['30']);
     try {

@@ -75,3 +75,18 @@ export async function waitForExit(pids: readonly number[], timeoutMs: number): P
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
 }
+
+/**
+ * When `pid` started (clock ticks since boot, /proc/<pid>/stat field 22), or
+ * undefined when it is gone: with the pid, it names one process even after
+ * the pid is reused.
+ */
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name start at field 3 (state): field 22 is index 19.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}

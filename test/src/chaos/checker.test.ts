@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkHistory, type FinalState, lostWrites, reportOf } from './checker.js';
-import type { HistoryEntry } from './history.js';
+import { checkHistory, type FinalState, type LossReport, lostWrites, reportOf } from './checker.js';
+import type { HistoryEntry, WriteEntry } from './history.js';
 
 const final = (over: Partial<FinalState> = {}): FinalState => ({
   writable: ['r1'],
@@ -16,6 +16,7 @@ const final = (over: Partial<FinalState> = {}): FinalState => ({
   bus: { primaryChanged: 1, promotions: 1 },
   durability: 'async',
   lossReports: [],
+  failovers: [],
   ...over,
 });
 const write = (id: number, node: string, sentAt: number, at = sentAt + 5): HistoryEntry => ({ type: 'write', router: 'router1', id, sentAt, at, node, epoch: null, token: 'v1.1.0/0' });
@@ -52,19 +53,36 @@ describe('chaos checker', () => {
     expect(checkHistory([write(1, 'p1', 60)], final({ bus: { primaryChanged: 2, promotions: 1 } }), times).map((v) => v.rule)).toEqual(['promotions-vs-epochs']);
   });
 
-  it('in async mode a lost write is a violation unless a loss was reported on its node after it was acknowledged', () => {
-    const history = [write(1, 'p1', 10), write(3, 'p1', 40, 45), write(2, 'r1', 90, 120)];
-    const lost = (over: Partial<FinalState>) => checkHistory(history, final(over), times).map((v) => v.rule);
-    expect(lost({})).toEqual(['acknowledged-write-lost']);
-    // Reported by a rejoin of p1 that discarded its tail, or by the failover's lostBytes.
-    expect(lost({ lossReports: [{ node: 'p1', at: 300, what: 'node.rejoined: lostTail' }] })).toEqual([]);
-    // Reported on another node, or before the write was acknowledged: not this loss's report.
-    expect(lost({ lossReports: [{ node: 'r2', at: 300, what: 'node.rejoined: lostTail' }] })).toEqual(['acknowledged-write-lost']);
-    expect(lost({ lossReports: [{ node: 'p1', at: 44, what: 'failover.finished: lostBytes 96' }] })).toEqual(['acknowledged-write-lost']);
+  it('in async mode passes only the loss that mode trades away: acknowledged by the recorded primary, past the fork a failover away from it reported', () => {
+    const acked = (id: number, node: string, at: number, lsn: string): HistoryEntry => ({ ...(write(id, node, at - 5, at) as WriteEntry), token: `v1.1.${lsn}` });
+    // #1 on the final primary; #3 acknowledged by p1 at 60 (commit 0/3000100), missing at the end.
+    const history = [acked(1, 'p1', 10, '0/3000000'), acked(3, 'p1', 60, '0/3000100'), write(2, 'r1', 110, 120)];
+    const failedOver = { failovers: [{ from: 'p1', at: 150 }] };
+    const rejoined: LossReport = { node: 'p1', at: 300, forkLsn: '0/3000080', what: 'node.rejoined: lostTail' };
+    const rules = (over: Partial<FinalState>, h = history) => checkHistory(h, final({ ...failedOver, ...over }), times).map((v) => v.rule);
+    expect(rules({})).toEqual(['acknowledged-write-lost']);
+    // Reported by the rejoin of p1 (or the failover's lostBytes) from a fork below the write's commit: passes.
+    expect(rules({ lossReports: [rejoined] })).toEqual([]);
+    expect(rules({ lossReports: [{ ...rejoined, at: 160, what: 'failover.finished: lostBytes 96' }] })).toEqual([]);
+    // A report on another node, from before the write, or from a fork past its commit: not this loss.
+    expect(rules({ lossReports: [{ ...rejoined, node: 'r2' }] })).toEqual(['acknowledged-write-lost']);
+    expect(rules({ lossReports: [{ ...rejoined, at: 59 }] })).toEqual(['acknowledged-write-lost']);
+    expect(rules({ lossReports: [{ ...rejoined, forkLsn: '0/3000100' }] })).toEqual(['acknowledged-write-lost']);
+    // No failover replaced p1 (a switchover must lose nothing): not excused.
+    expect(rules({ lossReports: [rejoined], failovers: [] })).toEqual(['acknowledged-write-lost']);
+    // A write p1 acknowledged after r1's epoch was recorded (a deposed node's write, seed 2): never excused.
+    const late = [acked(1, 'p1', 10, '0/3000000'), acked(3, 'p1', 103, '0/3000100'), write(2, 'r1', 110, 120)];
+    expect(rules({ lossReports: [rejoined] }, late)).toEqual(['acknowledged-write-lost']);
+    // p1 promoted again between the write and the report: the report is of a later tenure.
+    const epochs = [...final().epochs, { epoch: 3, primaryId: 'p1', at: 200 }];
+    expect(checkHistory(history, final({ ...failedOver, lossReports: [rejoined], epochs, timeline: 3, bus: null }), times).map((v) => v.rule)).toEqual(['acknowledged-write-lost']);
+    // A token without a commit position cannot be placed inside a range.
+    const unknown = [acked(1, 'p1', 10, '0/3000000'), acked(3, 'p1', 60, 'FFFFFFFF/FFFFFFFF'), write(2, 'r1', 110, 120)];
+    expect(rules({ lossReports: [rejoined] }, unknown)).toEqual(['acknowledged-write-lost']);
     // Synchronous durability promises no loss at all: reported or not.
-    expect(lost({ durability: 'synchronous', lossReports: [{ node: 'p1', at: 300, what: 'node.rejoined: lostTail' }] })).toEqual(['acknowledged-write-lost']);
-    const reported = final({ lossReports: [{ node: 'p1', at: 300, what: 'x' }] });
-    expect(lostWrites(history, reported).map((w) => [w.id, reportOf(w, reported)?.what])).toEqual([[3, 'x']]);
+    expect(rules({ durability: 'synchronous', lossReports: [rejoined] })).toEqual(['acknowledged-write-lost']);
+    const reported = final({ ...failedOver, lossReports: [rejoined] });
+    expect(lostWrites(history, reported).map((w) => [w.id, reportOf(w, reported)?.what])).toEqual([[3, 'node.rejoined: lostTail']]);
   });
 
   it('flags writes that never came back after the last fault', () => {

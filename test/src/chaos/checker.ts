@@ -1,3 +1,4 @@
+import { compareLsn } from '@pgreplica/protocol';
 import type { HistoryEntry, WriteEntry } from './history.js';
 
 /** A row of the `pgreplica.epoch` table of the final primary: who became primary when. */
@@ -27,17 +28,21 @@ export interface FinalState {
   durability: 'async' | 'synchronous';
   /** Where the cluster said it discarded a node's writes, and when. */
   lossReports: LossReport[];
+  /** Failovers the bus announced (`failover.finished`): the node replaced, and when. Switchovers are not among them. */
+  failovers: { from: string; at: number }[];
 }
 
 /**
- * A report that writes a node acknowledged were discarded: a failover's
- * `lostBytes` > 0 (the old primary's tail the new one never received), or a
- * rejoin's `lostTail` (WAL past the fork that pg_rewind threw away, counted
- * and kept aside by the hook).
+ * A report that writes a node acknowledged were discarded, and from where:
+ * a failover's `lostBytes` > 0 (its old primary's WAL past the new timeline's
+ * start, `newPrimaryStartLsn`), or a rejoin's `lostTail` (WAL past the fork
+ * that pg_rewind threw away, counted and kept aside by the hook).
  */
 export interface LossReport {
   node: string;
   at: number;
+  /** Where the node's history and the cluster's parted: what it wrote past this is what was reported lost. */
+  forkLsn: string;
   what: string;
 }
 
@@ -64,11 +69,11 @@ export function checkHistory(history: readonly HistoryEntry[], final: FinalState
   } else {
     for (const a of lostWrites(acks, final)) {
       // Asynchronous replication may lose the tail a primary acknowledged and no replica
-      // received (its documented trade-off), but never silently: it must have been reported.
+      // received before a failover replaced it (its documented trade-off), never silently.
       if (final.durability === 'async' && reportOf(a, final)) continue;
       violations.push({
         rule: 'acknowledged-write-lost',
-        detail: `write #${a.id} acknowledged by ${a.node} (epoch ${a.epoch}) is not on the final primary ${primaryId}${final.durability === 'async' ? ', and no failover or rejoin reported a loss on it' : ''}`,
+        detail: `write #${a.id} acknowledged by ${a.node} (epoch ${a.epoch}) is not on the final primary ${primaryId}${final.durability === 'async' ? ', and no failover away from it reported a loss that holds it' : ''}`,
         at: a.at,
       });
     }
@@ -109,7 +114,31 @@ export function lostWrites(acks: readonly HistoryEntry[], final: FinalState): Wr
   return acks.filter((a): a is WriteEntry => a.type === 'write' && !final.ledgerIds.has(a.id));
 }
 
-/** The report that covers a lost write: a loss reported on the node that acknowledged it, after it did. */
+/**
+ * The report that excuses a lost write under asynchronous durability, if
+ * any. Only the loss that mode trades away passes: the node was the recorded
+ * primary when it acknowledged the write (a write taken by a deposed node is
+ * never excused), a failover (not a switchover, which must lose nothing)
+ * replaced it afterwards, and a loss was reported on it after the write,
+ * before it was promoted again, from a fork below the write's commit
+ * position (the token's LSN): the write is inside the reported range.
+ */
 export function reportOf(write: WriteEntry, final: FinalState): LossReport | undefined {
-  return final.lossReports.find((r) => r.node === write.node && r.at >= write.at);
+  const lsn = TOKEN.exec(write.token)?.[1];
+  if (!lsn || lsn.toUpperCase() === PRIMARY_ONLY_LSN) return undefined;
+  const recorded = [...final.epochs].reverse().find((e) => e.at <= write.at);
+  if (recorded?.primaryId !== write.node) return undefined;
+  if (!final.failovers.some((f) => f.from === write.node && f.at > write.at)) return undefined;
+  return final.lossReports.find(
+    (r) =>
+      r.node === write.node &&
+      r.at > write.at &&
+      compareLsn(lsn, r.forkLsn) > 0 &&
+      !final.epochs.some((e) => e.primaryId === write.node && e.at > write.at && e.at < r.at),
+  );
 }
+
+/** A read-your-writes token, `v1.<epoch>.<lsn>`: its commit LSN. */
+const TOKEN = /^v1\.\d+\.([0-9A-Fa-f]+\/[0-9A-Fa-f]+)$/;
+/** The LSN of a token whose commit position the router could not read: no range can be said to hold it. */
+const PRIMARY_ONLY_LSN = 'FFFFFFFF/FFFFFFFF';

@@ -1,11 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import type { Monitor } from '@pgreplica/monitor';
 import { type BusEvent, busKeys, REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
-import { processTree, type Sandbox, slotNameOf, startSandbox, withNodeLock } from '@pgreplica/sandbox';
+import { processTree, type RejoinReport, type Sandbox, slotNameOf, startSandbox, startTimeOf, withNodeLock } from '@pgreplica/sandbox';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { writeConfig } from '../cli-fixture.js';
@@ -20,19 +19,50 @@ const ROUTER_CHILD = fileURLToPath(new URL('./router-child.mjs', import.meta.url
 /** Routers writing at once, each in its own process. */
 export const ROUTERS = 2;
 
-/** A node's WAL position as a timeline number: what a promotion moves. */
 /** The workers' durability mode: CHAOS_DURABILITY=synchronous, else the default (async). */
 const DURABILITY: 'async' | 'synchronous' = process.env.CHAOS_DURABILITY === 'synchronous' ? 'synchronous' : 'async';
 
 /** The losses the bus reported: a failover's lostBytes > 0 on its old primary, a rejoin's lostTail. */
 function lossReportsOf(events: readonly BusEvent[]): LossReport[] {
   return events.flatMap((e): LossReport[] => {
-    if (e.type === 'failover.finished' && (e.lostBytes ?? 0) > 0) return [{ node: e.fromId, at: Date.parse(e.at), what: `failover.finished: lostBytes ${e.lostBytes}` }];
-    if (e.type === 'node.rejoined' && e.lostTail) return [{ node: e.nodeId, at: Date.parse(e.at), what: `node.rejoined: ${e.lostTail.bytes} bytes past the fork discarded` }];
+    if (e.type === 'failover.finished' && (e.lostBytes ?? 0) > 0) {
+      return [{ node: e.fromId, at: Date.parse(e.at), forkLsn: e.newPrimaryStartLsn, what: `failover.finished: lostBytes ${e.lostBytes} past ${e.newPrimaryStartLsn}` }];
+    }
+    if (e.type === 'node.rejoined' && e.lostTail) {
+      return [{ node: e.nodeId, at: Date.parse(e.at), forkLsn: e.lostTail.fromLsn, what: `node.rejoined: ${e.lostTail.bytes} bytes past the fork ${e.lostTail.fromLsn} discarded` }];
+    }
     return [];
   });
 }
 
+/**
+ * Runs the sandbox hook as the worker does: in its own process group, the
+ * whole group killed if it overruns (a rejoin's pg_rewind or base backup must
+ * not outlive it and race the next one).
+ */
+function runHookGroup(hook: string, action: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [hook, action], { env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const killGroup = () => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    };
+    const timer = setTimeout(killGroup, timeoutMs);
+    child.on('error', reject);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve();
+      else reject(new Error(`sandbox hook ${action} exited ${code ?? signal}: ${stderr.trim().slice(-500)}`));
+    });
+  });
+}
+
+/** A node's WAL position as a timeline number: what a promotion moves. */
 const TIMELINE_SQL = "SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tl";
 
 /**
@@ -57,6 +87,8 @@ export class ChaosCluster {
   readonly workers: WorkerProcess[] = [];
   readonly routers: ChildProcess[] = [];
   #workerConfigPath = '';
+  /** Nodes the seed killed and has not started again. */
+  readonly #killed = new Set<string>();
   /** Losses reported by the harness's own rejoins of fenced nodes. */
   readonly #healLossReports: LossReport[] = [];
   #redis!: Redis;
@@ -180,6 +212,17 @@ export class ChaosCluster {
     return existsSync(join(this.dir, `fenced-${nodeId}`));
   }
 
+  /** Crashes a node (kill -9 of every process) as a fault: it is the seed's to start again. */
+  async kill(nodeId: string): Promise<void> {
+    this.#killed.add(nodeId);
+    await this.sandbox.node(nodeId).kill();
+  }
+
+  /** Restarts a node (`pg_ctl restart -m fast`) as a fault, under its lock like any start. */
+  async restart(nodeId: string): Promise<void> {
+    await withNodeLock(this.sandbox.baseDir, nodeId, () => this.sandbox.node(nodeId).restart());
+  }
+
   /** Starts a node the seed killed, unless the fence hook powered it off meanwhile (it stays off until {@link heal}). Returns what it did. */
   async startUnlessFenced(nodeId: string): Promise<string> {
     if (this.fenced(nodeId)) return `${nodeId} stays down: fenced (powered off) by the worker's hook`;
@@ -188,18 +231,27 @@ export class ChaosCluster {
     // raced the start still wins before anyone writes there, as a power-off would.
     const proxy = this.clientProxies.get(nodeId)!;
     const node = this.sandbox.node(nodeId);
-    proxy.cutOff();
-    try {
-      // Under the node's lock, as a service manager runs a unit's jobs: never between a rejoin's stop and its rewind.
-      await withNodeLock(this.sandbox.baseDir, nodeId, () => node.start());
-      if (this.fenced(nodeId)) {
-        await node.kill();
-        return `${nodeId} killed again: fenced by the worker's hook while it started`;
+    // Under the node's lock, as a service manager runs a unit's jobs: never between a rejoin's stop and its rewind.
+    return withNodeLock(this.sandbox.baseDir, nodeId, async () => {
+      proxy.cutOff();
+      try {
+        try {
+          await node.start();
+        } catch (err) {
+          // The fence hook's power-off killed it while pg_ctl waited for it (seed 13): it stays off.
+          if (this.fenced(nodeId)) return `${nodeId} killed while it started: fenced by the worker's hook`;
+          throw err;
+        }
+        this.#killed.delete(nodeId);
+        if (this.fenced(nodeId)) {
+          await node.kill();
+          return `${nodeId} killed again: fenced by the worker's hook while it started`;
+        }
+      } finally {
+        proxy.restore();
       }
-    } finally {
-      proxy.restore();
-    }
-    return `${nodeId} started again`;
+      return `${nodeId} started again`;
+    });
   }
 
   /** SIGCONT to a node the seed stopped, unless the fence hook killed it meanwhile. */
@@ -231,7 +283,8 @@ export class ChaosCluster {
     for (const p of [...this.clientProxies.values(), ...this.workerProxies.values(), this.redisProxy]) p.restore();
     for (const n of this.sandbox.nodes) {
       if (n.running) n.resume();
-      else await this.startUnlessFenced(n.id).catch(() => {});
+      // Only what the seed killed: a node a switchover's stop hook stopped is the worker's to rejoin.
+      else if (this.#killed.has(n.id)) await this.startUnlessFenced(n.id).catch(() => {});
     }
     for (const n of this.sandbox.nodes) {
       if (n.running || !this.fenced(n.id)) continue;
@@ -242,10 +295,14 @@ export class ChaosCluster {
         .node(primaryId)
         .query('SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [slotNameOf(n.id)]);
       const env = { ...process.env, ...workerEnv(this.sandbox), PGREPLICA_NODE_ID: n.id, PGREPLICA_PRIMARY_ID: primaryId };
-      const { stdout } = await promisify(execFile)(process.execPath, [SANDBOX_HOOK, 'rejoin'], { env, timeout: 120_000 });
-      // The hook's report (its first line): what pg_rewind threw away past the fork, as a worker's rejoin publishes it.
-      const report = JSON.parse(stdout.split('\n')[0] ?? '{}') as { lostTail?: { bytes: number; fromLsn: string; toLsn: string } | null };
-      if (report.lostTail) this.#healLossReports.push({ node: n.id, at: Date.now(), what: `rejoined by the operator (harness): ${report.lostTail.bytes} bytes past the fork ${report.lostTail.fromLsn}..${report.lostTail.toLsn} discarded` });
+      const reportFile = join(this.dir, `rejoin-${n.id}-${Date.now()}.json`);
+      await runHookGroup(SANDBOX_HOOK, 'rejoin', { ...env, PGREPLICA_REPORT_FILE: reportFile }, 330_000);
+      // The hook's report: what pg_rewind threw away past the fork, as a worker's rejoin publishes it.
+      const report = JSON.parse(readFileSync(reportFile, 'utf8')) as RejoinReport;
+      if (report.lostTail) {
+        const { bytes, fromLsn, toLsn } = report.lostTail;
+        this.#healLossReports.push({ node: n.id, at: Date.now(), forkLsn: fromLsn, what: `rejoined by the operator (harness): ${bytes} bytes past the fork ${fromLsn}..${toLsn} discarded` });
+      }
       rmSync(join(this.dir, `fenced-${n.id}`), { force: true });
     }
     if (!this.sandbox.redis!.running) await this.sandbox.redis!.start();
@@ -271,6 +328,7 @@ export class ChaosCluster {
       bus: null,
       durability: DURABILITY,
       lossReports: [...this.#healLossReports, ...lossReportsOf(this.bus.events)],
+      failovers: this.bus.events.flatMap((e) => (e.type === 'failover.finished' ? [{ from: e.fromId, at: Date.parse(e.at) }] : [])),
     };
     if (writable.length !== 1) return final;
     const primary = this.sandbox.node(writable[0]!);
@@ -306,19 +364,30 @@ export class ChaosCluster {
   async close(): Promise<void> {
     for (const r of this.routers) r.kill('SIGKILL');
     // A worker's hook (a rejoin's pg_rewind or base backup) outlives a SIGKILL to the
-    // worker alone and would keep writing into a data directory being removed.
-    for (const w of this.workers) {
-      const tree = w.child.pid === undefined ? [] : processTree(w.child.pid);
-      for (const pid of tree) {
-        try {
-          process.kill(pid, 'SIGCONT');
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Exited meanwhile.
+    // worker alone and would keep writing into a data directory being removed; so does
+    // the hook of a worker the seed killed earlier, which the node locks name.
+    const owners = this.workers.flatMap((w) => (w.child.pid === undefined ? [] : [w.child.pid]));
+    const locks = join(this.sandbox.baseDir, 'locks');
+    for (const f of existsSync(locks) ? readdirSync(locks) : []) {
+      if (!f.endsWith('.lock')) continue;
+      const [pid, started] = readFileSync(join(locks, f), 'utf8').trim().split(' ');
+      // Only the process the lock names (its start time too), never one that reused its pid.
+      if (pid && started && Number(pid) !== process.pid && startTimeOf(Number(pid)) === started) owners.push(Number(pid));
+    }
+    for (const owner of owners) {
+      // Stopped first, so that none forks a child after the tree was read.
+      const tree = processTree(owner);
+      for (const signal of ['SIGSTOP', 'SIGKILL', 'SIGCONT'] as const) {
+        for (const pid of tree) {
+          try {
+            process.kill(pid, signal);
+          } catch {
+            // Exited meanwhile.
+          }
         }
       }
-      w.child.kill('SIGKILL');
     }
+    for (const w of this.workers) w.child.kill('SIGKILL');
     for (const n of this.sandbox.nodes) if (n.running) n.resume();
     await this.monitor?.close().catch(() => {});
     await this.#queue?.close().catch(() => {});

@@ -8,9 +8,8 @@ export type FaultLog = (phase: 'start' | 'end', detail: string) => void;
 
 /** Kills a node (-9), waits `holdMs`, starts it again: the worker fences and rejoins it if it was deposed. */
 async function killFor(cluster: ChaosCluster, nodeId: string, holdMs: number, log: FaultLog): Promise<void> {
-  const node = cluster.sandbox.node(nodeId);
   log('start', `kill -9 ${nodeId}`);
-  await node.kill();
+  await cluster.kill(nodeId);
   await sleep(holdMs);
   log('end', await cluster.startUnlessFenced(nodeId));
 }
@@ -59,7 +58,7 @@ export async function injectFault(cluster: ChaosCluster, step: FaultStep, log: F
     }
     case 'restart-primary':
       log('start', `restart ${primaryId}`);
-      await cluster.sandbox.node(primaryId).restart();
+      await cluster.restart(primaryId);
       log('end', `${primaryId} restarted`);
       return;
     case 'cut-monitor-primary':
@@ -84,10 +83,9 @@ export async function injectFault(cluster: ChaosCluster, step: FaultStep, log: F
       log('end', 'Redis back (empty)');
       return;
     case 'worker-killed-mid-job': {
-      const node = cluster.sandbox.node(primaryId);
       log('start', `kill -9 ${primaryId}, then the worker once the failover started`);
       const since = cluster.bus.events.length;
-      await node.kill();
+      await cluster.kill(primaryId);
       await cluster.bus.waitFor((e) => e.type === 'failover.started', 15_000, 'failover.started', since).catch(() => null);
       const victim = cluster.workers.find((w) => w.child.exitCode === null && w.child.signalCode === null);
       victim?.child.kill('SIGKILL');
@@ -98,10 +96,9 @@ export async function injectFault(cluster: ChaosCluster, step: FaultStep, log: F
       return;
     }
     case 'duplicate-promote': {
-      const node = cluster.sandbox.node(primaryId);
       const epoch = cluster.epoch;
       log('start', `kill -9 ${primaryId} and 2 duplicate promote jobs for epoch ${epoch}`);
-      await node.kill();
+      await cluster.kill(primaryId);
       await sleep(1_500);
       const payload = { cluster: 'main', epoch, failedPrimaryId: primaryId, automatic: true, dryRun: false, detectedAt: new Date().toISOString() };
       for (let i = 0; i < 2; i++) await cluster.enqueue('promote', payload, `promote.main.e${epoch}.dup.${randomUUID()}`).catch(() => {});

@@ -84,14 +84,19 @@ export async function runSeed(seed: number, rootDir: string): Promise<SeedResult
     writeFileSync(join(dir, 'history.jsonl'), history.map((e) => JSON.stringify(e)).join('\n'));
     violations = checkHistory(history, final, { healedAt, endAt });
     reported = final.durability === 'async' ? lostWrites(history, final).filter((w) => reportOf(w, final)) : [];
-    writeFileSync(join(dir, 'final.json'), JSON.stringify({ ...final, ledgerIds: final.ledgerIds.size, violations }, null, 2));
+    const lost = lostWrites(history, final).map((w) => w.id);
+    writeFileSync(join(dir, 'final.json'), JSON.stringify({ ...final, ledgerIds: final.ledgerIds.size, lost, violations }, null, 2));
   } catch (err) {
     failure = err;
     throw err;
   } finally {
-    // What the bus and the workers said, for a post-mortem of the seed.
-    writeFileSync(join(dir, 'bus.jsonl'), cluster.bus.events.map((e) => JSON.stringify(e)).join('\n'));
-    for (const [i, w] of cluster.workers.entries()) writeFileSync(join(dir, `worker${i + 1}.log`), w.output());
+    // What the bus and the workers said, for a post-mortem of the seed (best effort: never instead of the cleanup).
+    try {
+      writeFileSync(join(dir, 'bus.jsonl'), cluster.bus.events.map((e) => JSON.stringify(e)).join('\n'));
+      for (const [i, w] of cluster.workers.entries()) writeFileSync(join(dir, `worker${i + 1}.log`), w.output());
+    } catch (err) {
+      process.stderr.write(`[chaos] seed ${seed}: could not keep the bus and worker logs: ${(err as Error).message}\n`);
+    }
     // A failure to clean up must not hide the failure that cut the seed short.
     await cluster.close().catch((closeErr: unknown) => {
       if (failure === undefined) throw closeErr;
