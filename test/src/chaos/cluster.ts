@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Monitor } from '@pgreplica/monitor';
 import { type BusEvent, busKeys, REMEDIATION_QUEUE, signJob } from '@pgreplica/protocol';
-import { processTree, type RejoinReport, type Sandbox, slotNameOf, startSandbox, startTimeOf, withNodeLock } from '@pgreplica/sandbox';
+import { type RejoinReport, type Sandbox, signalTree, slotNameOf, startSandbox, startTimeOf, withNodeLock } from '@pgreplica/sandbox';
+import { runHook } from '@pgreplica/worker';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { writeConfig } from '../cli-fixture.js';
@@ -32,33 +33,6 @@ function lossReportsOf(events: readonly BusEvent[]): LossReport[] {
       return [{ node: e.nodeId, at: Date.parse(e.at), forkLsn: e.lostTail.fromLsn, what: `node.rejoined: ${e.lostTail.bytes} bytes past the fork ${e.lostTail.fromLsn} discarded` }];
     }
     return [];
-  });
-}
-
-/**
- * Runs the sandbox hook as the worker does: in its own process group, the
- * whole group killed if it overruns (a rejoin's pg_rewind or base backup must
- * not outlive it and race the next one).
- */
-function runHookGroup(hook: string, action: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [hook, action], { env, detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // Gone already.
-      }
-    };
-    const timer = setTimeout(killGroup, timeoutMs);
-    child.on('error', reject);
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve();
-      else reject(new Error(`sandbox hook ${action} exited ${code ?? signal}: ${stderr.trim().slice(-500)}`));
-    });
   });
 }
 
@@ -296,7 +270,10 @@ export class ChaosCluster {
         .query('SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)', [slotNameOf(n.id)]);
       const env = { ...process.env, ...workerEnv(this.sandbox), PGREPLICA_NODE_ID: n.id, PGREPLICA_PRIMARY_ID: primaryId };
       const reportFile = join(this.dir, `rejoin-${n.id}-${Date.now()}.json`);
-      await runHookGroup(SANDBOX_HOOK, 'rejoin', { ...env, PGREPLICA_REPORT_FILE: reportFile }, 330_000);
+      // As the worker runs it: its own process group, killed whole if it overruns (a base backup must not outlive it).
+      const hookEnv = Object.fromEntries(Object.entries({ ...env, PGREPLICA_REPORT_FILE: reportFile }).filter((e): e is [string, string] => e[1] !== undefined));
+      const run = await runHook(`'${process.execPath}' '${SANDBOX_HOOK}' rejoin`, hookEnv, 330_000);
+      if (run.exitCode !== 0) throw new Error(`sandbox hook rejoin ${run.timedOut ? 'timed out' : `exited ${run.exitCode}`}: ${run.output.trim().slice(-500)}`);
       // The hook's report: what pg_rewind threw away past the fork, as a worker's rejoin publishes it.
       const report = JSON.parse(readFileSync(reportFile, 'utf8')) as RejoinReport;
       if (report.lostTail) {
@@ -375,17 +352,10 @@ export class ChaosCluster {
       if (pid && started && Number(pid) !== process.pid && startTimeOf(Number(pid)) === started) owners.push(Number(pid));
     }
     for (const owner of owners) {
-      // Stopped first, so that none forks a child after the tree was read.
-      const tree = processTree(owner);
-      for (const signal of ['SIGSTOP', 'SIGKILL', 'SIGCONT'] as const) {
-        for (const pid of tree) {
-          try {
-            process.kill(pid, signal);
-          } catch {
-            // Exited meanwhile.
-          }
-        }
-      }
+      // Stopped first, so that none forks a child between the reading of the tree and the kill.
+      signalTree(owner, 'SIGSTOP');
+      signalTree(owner, 'SIGKILL');
+      signalTree(owner, 'SIGCONT');
     }
     for (const w of this.workers) w.child.kill('SIGKILL');
     for (const n of this.sandbox.nodes) if (n.running) n.resume();
